@@ -1,0 +1,29 @@
+"""wrappers: any PettingZoo (AEC or parallel) or gymnasium env as a list-based,
+auto-resetting multi-agent env, alone (`multiagent`) or vectorised (`vector`).
+
+This package never imports `league`.
+"""
+
+from wrappers.errors import ActionError, EnvError, RewardError, SpaceError, WorkerError
+from wrappers.multiagent import (
+    AECMultiAgentEnv,
+    GymMultiAgentEnv,
+    MultiAgentEnv,
+    ParallelMultiAgentEnv,
+    make_env,
+    multiagent,
+)
+
+__all__ = [
+    "AECMultiAgentEnv",
+    "ActionError",
+    "EnvError",
+    "GymMultiAgentEnv",
+    "MultiAgentEnv",
+    "ParallelMultiAgentEnv",
+    "RewardError",
+    "SpaceError",
+    "WorkerError",
+    "make_env",
+    "multiagent",
+]

@@ -1,0 +1,499 @@
+"""The list-based multi-agent env contract and its adapters.
+
+`multiagent(env_or_fn)` turns a PettingZoo AEC env, a PettingZoo parallel env,
+a gymnasium env or an env that already is list-based into a `MultiAgentEnv`:
+lists of length `num_agents` in and out, auto-reset, `is_active` and
+`action_mask` per seat in infos, and every reward attached to the decision
+that earned it. docs/contract.md is the full statement of the contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo import AECEnv, ParallelEnv
+
+from wrappers.errors import ActionError, EnvError, RewardError
+from wrappers.spaces import MASK_KEY, SeatSpace, check_action, group_roles, pad_seats, seat_space
+
+ILLEGAL_ACTIONS = ("raise", "env")
+
+
+class MultiAgentEnv:
+    """Shared bookkeeping of every adapter: spaces, roles, checks, episode stats."""
+
+    is_multiagent = True
+
+    def __init__(
+        self,
+        name: str,
+        seats: Sequence[str],
+        seat_spaces: list[SeatSpace],
+        *,
+        pad: bool = False,
+        roles: dict[str, str] | None = None,
+        illegal_actions: str = "raise",
+    ) -> None:
+        if illegal_actions not in ILLEGAL_ACTIONS:
+            raise ValueError(
+                f"illegal_actions={illegal_actions!r}; expected one of {ILLEGAL_ACTIONS}"
+            )
+        if pad:
+            pad_seats(seat_spaces, name)
+        self.name = name
+        self.possible_agents = list(seats)
+        self.num_agents = len(seats)
+        self.observation_spaces = [s.observation_space for s in seat_spaces]
+        self.action_spaces = [s.action_space for s in seat_spaces]
+        self.roles = group_roles(self.possible_agents, seat_spaces, roles)
+        shared = all(
+            o == self.observation_spaces[0] and a == self.action_spaces[0]
+            for o, a in zip(self.observation_spaces, self.action_spaces, strict=True)
+        )
+        self.observation_space = self.observation_spaces[0] if shared else None
+        self.action_space = self.action_spaces[0] if shared else None
+        self._seat_spaces = seat_spaces
+        self._check_masks = illegal_actions == "raise"
+        self._zeros = [s.zeros() for s in seat_spaces]
+        self._all_legal = [
+            np.ones(a.n, dtype=bool) if isinstance(a, gymnasium.spaces.Discrete) else None
+            for a in self.action_spaces
+        ]
+        for m in self._all_legal:
+            if m is not None:
+                m.flags.writeable = False
+        self._returns = [0.0] * self.num_agents
+        self._lengths = [0] * self.num_agents
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} seats={self.possible_agents}>"
+
+    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+        raise NotImplementedError
+
+    def step(
+        self, actions: Sequence[Any]
+    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        close = getattr(self._env, "close", None)
+        if close is not None:
+            close()
+
+    # -- shared pieces -----------------------------------------------------
+
+    def _check_length(self, actions: Sequence[Any]) -> None:
+        try:
+            n = len(actions)
+        except TypeError:
+            raise ActionError(
+                f"env {self.name!r}: step() takes a list of {self.num_agents} actions, "
+                f"one per seat {self.possible_agents}, got {type(actions).__name__}"
+            ) from None
+        if n != self.num_agents:
+            raise ActionError(
+                f"env {self.name!r}: step() got {n} actions, expected {self.num_agents} "
+                f"(one per seat {self.possible_agents}; inactive seats' actions are ignored)"
+            )
+
+    def _action(self, i: int, action: Any, mask: np.ndarray | None) -> Any:
+        return check_action(
+            self.action_spaces[i],
+            action,
+            mask if self._check_masks else None,
+            self.name,
+            self.possible_agents[i],
+        )
+
+    def _reward(self, i: int, r: Any) -> float:
+        r = float(r)
+        if not math.isfinite(r):
+            raise RewardError(
+                f"env {self.name!r}, seat {self.possible_agents[i]!r}: reward {r} is not finite"
+            )
+        return r
+
+    def _episode_info(self, i: int) -> dict:
+        stats = {"return": self._returns[i], "length": self._lengths[i]}
+        self._returns[i] = 0.0
+        self._lengths[i] = 0
+        return stats
+
+
+class AECMultiAgentEnv(MultiAgentEnv):
+    """A turn-based AEC env: one active seat per step, dead steps driven by the wrapper.
+
+    After every step the wrapper walks the AEC env forward through the turns of
+    seats that are terminated or truncated (stepping them with ``None``), so the
+    rewards PettingZoo hands out on those dead steps, such as the connect-four
+    loser's -1, reach the seat in the same `step` call that ended its game.
+    """
+
+    def __init__(self, env: AECEnv, **opts: Any) -> None:
+        self._env = env
+        name = _env_name(env)
+        seats = list(env.possible_agents)
+        spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
+        super().__init__(name, seats, spaces, **opts)
+        self._index = {a: i for i, a in enumerate(seats)}
+        self._active = 0
+        self._obs: np.ndarray = self._zeros[0]
+        self._mask: np.ndarray | None = None
+
+    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+        self._env.reset(seed=seed)
+        self._returns = [0.0] * self.num_agents
+        self._lengths = [0] * self.num_agents
+        rewards = [0.0] * self.num_agents
+        if self._advance(rewards, [False] * self.num_agents, [False] * self.num_agents, {}):
+            raise EnvError(f"env {self.name!r}: the episode ended during reset()")
+        obs = list(self._zeros)
+        obs[self._active] = self._obs
+        return obs, self._infos([{} for _ in range(self.num_agents)])
+
+    def step(
+        self, actions: Sequence[Any]
+    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
+        self._check_length(actions)
+        n = self.num_agents
+        i = self._active
+        action = self._action(i, actions[i], self._mask)
+        self._lengths[i] += 1
+        self._env.step(action)
+        rewards = [0.0] * n
+        terminated = [False] * n
+        truncated = [False] * n
+        final_obs: dict[int, np.ndarray] = {}
+        ended = self._advance(rewards, terminated, truncated, final_obs)
+        for j in range(n):
+            self._returns[j] += rewards[j]
+        infos: list[dict] = [{} for _ in range(n)]
+        for j, last in final_obs.items():
+            infos[j]["final_obs"] = last
+            infos[j]["episode"] = self._episode_info(j)
+        if ended:
+            self._env.reset()
+            if self._advance([0.0] * n, [False] * n, [False] * n, {}):
+                raise EnvError(f"env {self.name!r}: the episode ended during reset()")
+        obs = list(self._zeros)
+        obs[self._active] = self._obs
+        return obs, rewards, terminated, truncated, self._infos(infos)
+
+    def _advance(
+        self,
+        rewards: list[float],
+        terminated: list[bool],
+        truncated: list[bool],
+        final_obs: dict[int, np.ndarray],
+    ) -> bool:
+        """Run dead steps until a live seat is to move; True when the episode is over."""
+        env = self._env
+        while env.agents:
+            agent = env.agent_selection
+            j = self._index[agent]
+            raw, r, term, trunc, info = env.last()
+            if r:
+                rewards[j] += self._reward(j, r)
+            if term or trunc:
+                terminated[j] = bool(term)
+                truncated[j] = bool(trunc) and not term
+                final_obs[j] = self._seat_spaces[j].observation(raw)[0]
+                env.step(None)
+                continue
+            self._active = j
+            self._obs, self._mask = self._seat_spaces[j].observation(raw)
+            if self._mask is None and MASK_KEY in info:
+                self._mask = self._seat_spaces[j].pad_mask(np.asarray(info[MASK_KEY], dtype=bool))
+            return False
+        return True
+
+    def _infos(self, infos: list[dict]) -> list[dict]:
+        for j, info in enumerate(infos):
+            active = j == self._active
+            info["is_active"] = active
+            legal = self._all_legal[j]
+            if legal is not None:
+                info[MASK_KEY] = self._mask if active and self._mask is not None else legal
+        return infos
+
+
+class ParallelMultiAgentEnv(MultiAgentEnv):
+    """A parallel env: every live seat acts each step; dead seats go inactive."""
+
+    def __init__(self, env: ParallelEnv, **opts: Any) -> None:
+        self._env = env
+        name = _env_name(env)
+        seats = list(env.possible_agents)
+        spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
+        super().__init__(name, seats, spaces, **opts)
+        self._index = {a: i for i, a in enumerate(seats)}
+        self._live: list[int] = []
+        self._masks: list[np.ndarray | None] = [None] * self.num_agents
+
+    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+        self._returns = [0.0] * self.num_agents
+        self._lengths = [0] * self.num_agents
+        obs = self._reset(seed)
+        return obs, self._infos([{} for _ in range(self.num_agents)])
+
+    def _reset(self, seed: int | None) -> list[np.ndarray]:
+        raw_obs, raw_infos = self._env.reset(seed=seed)
+        obs = list(self._zeros)
+        self._masks = [None] * self.num_agents
+        self._live = []
+        for agent in self._env.agents:
+            j = self._index[agent]
+            self._live.append(j)
+            obs[j], self._masks[j] = self._observe(j, raw_obs[agent], raw_infos.get(agent))
+        return obs
+
+    def _observe(self, j: int, raw: Any, info: dict | None) -> tuple[np.ndarray, Any]:
+        o, mask = self._seat_spaces[j].observation(raw)
+        if mask is None and info and MASK_KEY in info:
+            mask = self._seat_spaces[j].pad_mask(np.asarray(info[MASK_KEY], dtype=bool))
+        return o, mask
+
+    def step(
+        self, actions: Sequence[Any]
+    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
+        self._check_length(actions)
+        n = self.num_agents
+        seats = self.possible_agents
+        joint = {seats[j]: self._action(j, actions[j], self._masks[j]) for j in self._live}
+        raw_obs, raw_rewards, raw_term, raw_trunc, raw_infos = self._env.step(joint)
+        rewards = [0.0] * n
+        terminated = [False] * n
+        truncated = [False] * n
+        for agent, r in raw_rewards.items():
+            j = self._index[agent]
+            if r:
+                rewards[j] = self._reward(j, r)
+                self._returns[j] += rewards[j]
+        obs = list(self._zeros)
+        infos: list[dict] = [{} for _ in range(n)]
+        live = []
+        for j in self._live:
+            agent = seats[j]
+            self._lengths[j] += 1
+            term = bool(raw_term.get(agent, False))
+            trunc = bool(raw_trunc.get(agent, False)) and not term
+            o, mask = self._observe(j, raw_obs[agent], raw_infos.get(agent))
+            if term or trunc:
+                terminated[j], truncated[j] = term, trunc
+                infos[j]["final_obs"] = o
+                infos[j]["episode"] = self._episode_info(j)
+                self._masks[j] = None
+            else:
+                obs[j], self._masks[j] = o, mask
+                live.append(j)
+        self._live = live
+        if not live or not self._env.agents:
+            for j in live:
+                # The env ended the episode without flagging these seats: their
+                # episode is over all the same, so close it as truncated.
+                truncated[j] = True
+                infos[j]["final_obs"] = obs[j]
+                infos[j]["episode"] = self._episode_info(j)
+            obs = self._reset(None)
+        return obs, rewards, terminated, truncated, self._infos(infos)
+
+    def _infos(self, infos: list[dict]) -> list[dict]:
+        live = set(self._live)
+        for j, info in enumerate(infos):
+            info["is_active"] = j in live
+            legal = self._all_legal[j]
+            if legal is not None:
+                mask = self._masks[j]
+                info[MASK_KEY] = mask if mask is not None and j in live else legal
+        return infos
+
+
+class GymMultiAgentEnv(MultiAgentEnv):
+    """A gymnasium env as one always-active seat named ``agent_0``."""
+
+    def __init__(self, env: gymnasium.Env, **opts: Any) -> None:
+        self._env = env
+        name = _env_name(env)
+        spaces = [seat_space("agent_0", env.observation_space, env.action_space, name)]
+        super().__init__(name, ["agent_0"], spaces, **opts)
+        self._mask: np.ndarray | None = None
+
+    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+        self._returns, self._lengths = [0.0], [0]
+        raw, info = self._env.reset(seed=seed)
+        return [self._observe(raw, info)], self._infos([{}])
+
+    def _observe(self, raw: Any, info: dict) -> np.ndarray:
+        obs, self._mask = self._seat_spaces[0].observation(raw)
+        if self._mask is None and MASK_KEY in info:
+            self._mask = self._seat_spaces[0].pad_mask(np.asarray(info[MASK_KEY], dtype=bool))
+        return obs
+
+    def step(
+        self, actions: Sequence[Any]
+    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
+        self._check_length(actions)
+        raw, r, term, trunc, info = self._env.step(self._action(0, actions[0], self._mask))
+        reward = self._reward(0, r)
+        self._returns[0] += reward
+        self._lengths[0] += 1
+        infos: list[dict] = [{}]
+        obs = self._observe(raw, info)
+        term, trunc = bool(term), bool(trunc) and not term
+        if term or trunc:
+            infos[0]["final_obs"] = obs
+            infos[0]["episode"] = self._episode_info(0)
+            raw, info = self._env.reset()
+            obs = self._observe(raw, info)
+        return [obs], [reward], [term], [trunc], self._infos(infos)
+
+    def _infos(self, infos: list[dict]) -> list[dict]:
+        infos[0]["is_active"] = True
+        if self._all_legal[0] is not None:
+            infos[0][MASK_KEY] = self._mask if self._mask is not None else self._all_legal[0]
+        return infos
+
+
+def _env_name(env: Any) -> str:
+    metadata = getattr(env, "metadata", None) or {}
+    name = metadata.get("name")
+    if name:
+        return str(name)
+    spec = getattr(env, "spec", None)
+    if spec is not None and getattr(spec, "id", None):
+        return str(spec.id)
+    return type(env).__name__
+
+
+def multiagent(
+    env_or_fn: Any,
+    *,
+    pad: bool = False,
+    roles: dict[str, str] | None = None,
+    illegal_actions: str = "raise",
+    env_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """Wrap an env (or a function, registry id or import path that builds one).
+
+    Args:
+        env_or_fn: a PettingZoo AEC or parallel env, a gymnasium env, an env
+            with ``is_multiagent=True`` (returned unchanged), a callable that
+            returns one of those, a PettingZoo env module (``connect_four_v3``),
+            or a string: a PettingZoo registry id (``"classic/connect_four-v3"``),
+            a gymnasium id (``"CartPole-v1"``) or an import path
+            (``"pettingzoo.classic.connect_four_v3"``, ``"pkg.mod:make_env"``).
+        pad: zero-pad every seat's observation to one shape and widen Discrete
+            action spaces to one size (added actions masked out), so that one
+            policy can serve seats whose spaces differ.
+        roles: seat name -> role name, overriding the grouping by equal spaces.
+        illegal_actions: ``"raise"`` (an action the mask forbids raises
+            `ActionError` naming env, seat and action) or ``"env"`` (pass it
+            on and let the env apply its own rule, e.g. a loss for the mover).
+        env_kwargs: keyword arguments for the env constructor (callables and
+            strings only).
+    """
+    env = make_env(env_or_fn, env_kwargs)
+    opts = {"pad": pad, "roles": roles, "illegal_actions": illegal_actions}
+    if getattr(env, "is_multiagent", False) is True:
+        return env
+    if isinstance(env, AECEnv):
+        return AECMultiAgentEnv(env, **opts)
+    if isinstance(env, ParallelEnv):
+        return ParallelMultiAgentEnv(env, **opts)
+    if isinstance(env, gymnasium.Env):
+        return GymMultiAgentEnv(env, **opts)
+    raise EnvError(
+        f"{env_or_fn!r} built {type(env).__name__}, which is not a PettingZoo AECEnv or "
+        "ParallelEnv, a gymnasium.Env or an env with is_multiagent=True"
+    )
+
+
+def make_env(env_or_fn: Any, env_kwargs: dict[str, Any] | None = None) -> Any:
+    """Resolve what `multiagent` accepts to a raw env instance (not yet wrapped)."""
+    kwargs = dict(env_kwargs or {})
+    if isinstance(env_or_fn, str):
+        return _make_from_string(env_or_fn, kwargs)
+    if _is_env(env_or_fn):
+        if kwargs:
+            raise EnvError("env_kwargs= applies to env constructors, not to a built env")
+        return env_or_fn
+    if hasattr(env_or_fn, "__spec__") and hasattr(env_or_fn, "__name__"):  # a module
+        return _make_from_module(env_or_fn, kwargs)
+    if not callable(env_or_fn):
+        raise EnvError(
+            f"expected an env, a function that builds one, an env module or an env id string; "
+            f"got {type(env_or_fn).__name__}: {env_or_fn!r}"
+        )
+    try:
+        env = env_or_fn(**kwargs)
+    except TypeError as err:
+        raise EnvError(f"calling {env_or_fn!r} to build the env failed: {err}") from err
+    if not _is_env(env):
+        raise EnvError(
+            f"{getattr(env_or_fn, '__name__', env_or_fn)!r} returned {type(env).__name__}, "
+            "not a PettingZoo AECEnv or ParallelEnv, a gymnasium.Env or an env with "
+            "is_multiagent=True"
+        )
+    return env
+
+
+def _is_env(obj: Any) -> bool:
+    return (
+        isinstance(obj, AECEnv | ParallelEnv | gymnasium.Env)
+        or getattr(obj, "is_multiagent", False) is True
+    )
+
+
+def _make_from_module(module: Any, kwargs: dict[str, Any]) -> Any:
+    # Prefer the parallel constructor when a module has one: parallel envs step
+    # every seat per call, which is the faster path for simultaneous games.
+    for attr in ("parallel_env", "env"):
+        fn: Callable[..., Any] | None = getattr(module, attr, None)
+        if callable(fn):
+            return fn(**kwargs)
+    raise EnvError(
+        f"module {module.__name__!r} has no parallel_env() or env() function to build an env"
+    )
+
+
+def _make_from_string(spec: str, kwargs: dict[str, Any]) -> Any:
+    import pettingzoo
+
+    if spec.startswith("atari/"):
+        kwargs.setdefault("auto_rom_install_path", _ale_rom_path())
+    if spec in pettingzoo.parallel_registry:
+        return pettingzoo.make("parallel", spec, **kwargs)
+    if spec in pettingzoo.aec_registry:
+        return pettingzoo.make("aec", spec, **kwargs)
+    if spec in gymnasium.registry:
+        return gymnasium.make(spec, **kwargs)
+    if "." in spec or ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise EnvError(f"env {spec!r}: cannot import module {module_name!r} ({err})") from err
+        if attr:
+            return make_env(getattr(module, attr), kwargs)
+        return _make_from_module(module, kwargs)
+    known = sorted(set(pettingzoo.aec_registry) | set(pettingzoo.parallel_registry))
+    raise EnvError(
+        f"{spec!r} names no env: not a PettingZoo registry id (e.g. {known[:3]}...), "
+        "a gymnasium id or an import path such as 'pettingzoo.classic.connect_four_v3'"
+    )
+
+
+def _ale_rom_path() -> str | None:
+    try:
+        import os
+
+        import ale_py.roms
+    except ImportError:
+        return None
+    return os.path.dirname(ale_py.roms.get_rom_path("pong"))
