@@ -42,27 +42,34 @@ class SeatSpace:
     mask_in_obs: bool = False
     flatten: bool = False
     pad_to: tuple[int, ...] | None = None
+    # When padding added actions: True for the env's own actions, False for the added.
+    own_actions: np.ndarray | None = None
 
-    def observation(self, raw: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw env observation -> (contract observation, action mask or None)."""
+    def observation(
+        self, raw: Any, info: dict | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw env observation and info -> (contract observation, action mask or None).
+
+        The mask is the observation's ``"action_mask"``, else the info's; a seat
+        whose actions were padded always has one, with the added actions masked out.
+        """
         mask = None
         if self.mask_in_obs:
             mask = np.asarray(raw[MASK_KEY], dtype=bool)
             raw = raw[OBS_KEY]
+        elif info and MASK_KEY in info:
+            mask = np.asarray(info[MASK_KEY], dtype=bool)
         obs = spaces.flatten(self._inner_space, raw) if self.flatten else np.asarray(raw)
         if self.pad_to is not None:
             obs = _pad(obs, self.pad_to)
-        if mask is not None and self.raw_action_n is not None:
-            mask = self.pad_mask(mask)
+        if self.own_actions is not None:
+            if mask is None:
+                mask = self.own_actions
+            else:
+                padded = np.zeros(self.own_actions.shape, dtype=bool)
+                padded[: mask.shape[0]] = mask
+                mask = padded
         return obs, mask
-
-    def pad_mask(self, mask: np.ndarray) -> np.ndarray:
-        n = int(self.action_space.n)
-        if mask.shape[0] == n:
-            return mask
-        padded = np.zeros(n, dtype=bool)
-        padded[: mask.shape[0]] = mask
-        return padded
 
     @property
     def _inner_space(self) -> spaces.Space:
@@ -158,6 +165,9 @@ def pad_seats(seat_spaces: Sequence[SeatSpace], env_name: str) -> None:
         s.pad_to = common
         s.observation_space = box
         s.action_space = action
+        if s.raw_action_n is not None and s.raw_action_n < action.n:
+            s.own_actions = np.arange(action.n) < s.raw_action_n
+            s.own_actions.flags.writeable = False
 
 
 def role_of(seat: str) -> str:
@@ -210,15 +220,18 @@ def check_action(
 ) -> Any:
     """Validate one active seat's action; return it in the form the env expects."""
     if isinstance(space, spaces.Discrete):
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            raise ActionError(
-                f"env {env_name!r}, seat {seat!r}: action {action!r} is not an integer for {space}"
-            ) from None
         if np.ndim(action) != 0:
             raise ActionError(
                 f"env {env_name!r}, seat {seat!r}: action {action!r} must be a scalar for {space}"
+            )
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            a = None
+        # int() would truncate 1.5 and parse "3": only integral numbers pass.
+        if a is None or a != action:
+            raise ActionError(
+                f"env {env_name!r}, seat {seat!r}: action {action!r} is not an integer for {space}"
             )
         index = a - int(space.start)
         if not 0 <= index < space.n:

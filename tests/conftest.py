@@ -1,0 +1,108 @@
+"""Shared test pieces: the `slow` marker, random legal actions, and a tiny real
+ParallelEnv whose spaces a test chooses (for layouts no installed env has)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: image envs and long episodes; deselect with -m 'not slow'"
+    )
+
+
+def random_action(space: spaces.Space, mask: np.ndarray | None, rng: np.random.Generator) -> Any:
+    """A random action of `space` that `mask` allows."""
+    if isinstance(space, spaces.Discrete):
+        legal = np.flatnonzero(mask) if mask is not None else np.arange(space.n)
+        return int(rng.choice(legal)) + int(space.start)
+    if isinstance(space, spaces.MultiDiscrete):
+        return (space.start + rng.integers(0, space.nvec)).astype(space.dtype)
+    low = np.clip(space.low, -1.0, 1.0)
+    high = np.clip(space.high, -1.0, 1.0)
+    return rng.uniform(low, high).astype(space.dtype)
+
+
+@pytest.fixture
+def random_legal() -> Callable[[Any, list[dict], np.random.Generator], list[Any]]:
+    """`random_legal(env, infos, rng)`: one random legal action per seat of a wrapped env."""
+
+    def actions(env: Any, infos: list[dict], rng: np.random.Generator) -> list[Any]:
+        return [
+            random_action(space, info.get("action_mask"), rng)
+            for space, info in zip(env.action_spaces, infos, strict=True)
+        ]
+
+    return actions
+
+
+class TinyParallelEnv(ParallelEnv):
+    """A real ParallelEnv with chosen spaces: every seat sees `observation` and,
+    when given, its `action_masks` entry in its info each step, gets `reward`,
+    and the episode ends (terminated) after `length` steps. `received` holds the
+    joint actions the env was given."""
+
+    metadata: ClassVar[dict] = {"name": "tiny_v0"}
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_spaces: dict[str, spaces.Space],
+        observation: Any = None,
+        reward: float = 0.0,
+        length: int = 2,
+        action_masks: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self.possible_agents = list(action_spaces)
+        self._observation_space = observation_space
+        self._action_spaces = action_spaces
+        self._observation = observation
+        self._reward = reward
+        self._length = length
+        self._action_masks = action_masks or {}
+        self.received: list[dict] = []
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._observation_space
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self._action_spaces[agent]
+
+    def _observations(self) -> dict[str, Any]:
+        return {a: self._observation for a in self.agents}
+
+    def _infos(self) -> dict[str, dict]:
+        return {
+            a: {"action_mask": self._action_masks[a]} if a in self._action_masks else {}
+            for a in self.agents
+        }
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.agents = list(self.possible_agents)
+        self._t = 0
+        return self._observations(), self._infos()
+
+    def step(self, actions: dict[str, Any]):
+        self.received.append(actions)
+        self._t += 1
+        done = self._t >= self._length
+        obs = self._observations()
+        rewards = dict.fromkeys(self.agents, self._reward)
+        terminations = dict.fromkeys(self.agents, done)
+        truncations = dict.fromkeys(self.agents, False)
+        infos = self._infos()
+        if done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+
+@pytest.fixture
+def tiny_env() -> type[TinyParallelEnv]:
+    return TinyParallelEnv
