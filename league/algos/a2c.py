@@ -1,0 +1,130 @@
+"""Advantage Actor-Critic (Mnih et al., 2016), synchronous.
+
+One learn() call is one gradient step on the whole batch: n-step advantages
+(GAE with lambda = 1 by default, i.e. bootstrapped returns up to each segment's
+end), policy-gradient loss, value loss and entropy bonus, RMSprop or Adam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from league.algos.base import (
+    Algorithm,
+    Batch,
+    check_config,
+    compute_gae,
+    explained_variance,
+    require_keys,
+    to_tensor,
+)
+from league.models import ActorCritic
+
+
+@dataclass
+class A2CConfig:
+    learning_rate: float = 7e-4  # optimizer step size
+    optimizer: str = "rmsprop"  # "rmsprop" (the paper's) or "adam"
+    rmsprop_alpha: float = 0.99  # RMSprop smoothing constant
+    optimizer_eps: float = 1e-5  # epsilon of RMSprop/Adam
+    gamma: float = 0.99  # discount factor
+    gae_lambda: float = 1.0  # 1.0 = plain n-step returns; < 1 = GAE
+    norm_adv: bool = False  # normalise advantages over the batch to mean 0, std 1
+    ent_coef: float = 0.01  # weight of the entropy bonus
+    vf_coef: float = 0.5  # weight of the value loss
+    max_grad_norm: float = 0.5  # global gradient-norm clipping threshold
+    hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        check_config(
+            self.optimizer in ("rmsprop", "adam"),
+            "A2C",
+            f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}",
+        )
+        check_config(0 <= self.gamma <= 1, "A2C", f"gamma must be in [0, 1], got {self.gamma}")
+        check_config(0 <= self.gae_lambda <= 1, "A2C", "gae_lambda must be in [0, 1]")
+
+
+class A2C(Algorithm):
+    name = "a2c"
+    on_policy = True
+    config_class = A2CConfig
+    config: A2CConfig
+
+    def build_model(self, where: str | None) -> nn.Module:
+        return ActorCritic(
+            self.observation_space, self.action_space, self.config.hidden_sizes, where
+        )
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(
+                self.model.parameters(), lr=cfg.learning_rate, eps=cfg.optimizer_eps
+            )
+        return torch.optim.RMSprop(
+            self.model.parameters(),
+            lr=cfg.learning_rate,
+            alpha=cfg.rmsprop_alpha,
+            eps=cfg.optimizer_eps,
+        )
+
+    def learn(self, batch: Batch) -> dict[str, float]:
+        cfg = self.config
+        require_keys(
+            batch,
+            ("obs", "actions", "values", "rewards", "terminated", "next_values", "segment_end"),
+            "A2C",
+        )
+        checkpoint = self.checkpoint()
+
+        advantages, returns = compute_gae(
+            batch["rewards"],
+            batch["values"],
+            batch["next_values"],
+            batch["terminated"],
+            batch["segment_end"],
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
+        device = self.device
+        b_obs = to_tensor(batch["obs"], device)
+        b_masks = (
+            to_tensor(batch["action_mask"], device, torch.bool) if "action_mask" in batch else None
+        )
+        b_actions = to_tensor(batch["actions"], device)
+        b_advantages = to_tensor(advantages, device)
+        b_returns = to_tensor(returns, device)
+        if cfg.norm_adv:
+            b_advantages = (b_advantages - b_advantages.mean()) / (
+                b_advantages.std(correction=0) + 1e-8
+            )
+
+        _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
+            b_obs, b_masks, b_actions
+        )
+        pg_loss = -(b_advantages * newlogprob).mean()
+        v_loss = 0.5 * ((newvalue - b_returns) ** 2).mean()
+        entropy_loss = entropy.mean()
+        loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+
+        self.check_finite(checkpoint, policy_loss=pg_loss, value_loss=v_loss, entropy=entropy_loss)
+        self.optimizer.zero_grad()
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        self.check_finite(checkpoint, grad_norm=grad_norm)
+        self.optimizer.step()
+
+        self.version += 1
+        return {
+            "policy_loss": pg_loss.item(),
+            "value_loss": v_loss.item(),
+            "entropy": entropy_loss.item(),
+            "grad_norm": grad_norm.item(),
+            "explained_variance": explained_variance(np.asarray(batch["values"]), returns),
+        }

@@ -1,0 +1,181 @@
+"""Proximal Policy Optimization with the clipped objective (Schulman et al., 2017).
+
+One learn() call is one PPO update on whatever batch arrives: GAE advantages,
+then `update_epochs` passes over shuffled minibatches of the clipped surrogate
+loss, a (optionally clipped) value loss and an entropy bonus, with Adam and
+global gradient-norm clipping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from league.algos.base import (
+    Algorithm,
+    Batch,
+    check_config,
+    compute_gae,
+    explained_variance,
+    require_keys,
+    to_tensor,
+)
+from league.models import ActorCritic
+
+BATCH_KEYS = (
+    "obs",
+    "actions",
+    "logprobs",
+    "values",
+    "rewards",
+    "terminated",
+    "next_values",
+    "segment_end",
+)
+
+
+@dataclass
+class PPOConfig:
+    learning_rate: float = 2.5e-4  # Adam step size
+    adam_eps: float = 1e-5  # Adam epsilon (larger than torch's 1e-8, as PPO is usually tuned)
+    gamma: float = 0.99  # discount factor
+    gae_lambda: float = 0.95  # GAE lambda: 0 = one-step TD, 1 = Monte Carlo returns
+    update_epochs: int = 4  # passes over the batch per learn() call
+    num_minibatches: int = 4  # minibatches per epoch (ignored when minibatch_size is set)
+    minibatch_size: int | None = None  # rows per minibatch; None = batch size / num_minibatches
+    norm_adv: bool = True  # normalise advantages per minibatch to mean 0, std 1
+    clip_coef: float = 0.2  # epsilon of the clipped surrogate: ratio kept in [1-eps, 1+eps]
+    clip_vloss: bool = True  # clip value updates to clip_coef around the acting values too
+    ent_coef: float = 0.01  # weight of the entropy bonus
+    vf_coef: float = 0.5  # weight of the value loss
+    max_grad_norm: float = 0.5  # global gradient-norm clipping threshold
+    target_kl: float | None = None  # stop the epochs once an epoch's mean approx_kl exceeds it
+    hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        check_config(0 <= self.gamma <= 1, "PPO", f"gamma must be in [0, 1], got {self.gamma}")
+        check_config(0 <= self.gae_lambda <= 1, "PPO", "gae_lambda must be in [0, 1]")
+        check_config(self.update_epochs >= 1, "PPO", "update_epochs must be >= 1")
+        check_config(self.num_minibatches >= 1, "PPO", "num_minibatches must be >= 1")
+        check_config(
+            self.minibatch_size is None or self.minibatch_size >= 1,
+            "PPO",
+            "minibatch_size must be >= 1 or None",
+        )
+
+
+class PPO(Algorithm):
+    name = "ppo"
+    on_policy = True
+    config_class = PPOConfig
+    config: PPOConfig
+
+    def build_model(self, where: str | None) -> nn.Module:
+        return ActorCritic(
+            self.observation_space, self.action_space, self.config.hidden_sizes, where
+        )
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.model.parameters(), lr=self.config.learning_rate, eps=self.config.adam_eps
+        )
+
+    def learn(self, batch: Batch) -> dict[str, float]:
+        cfg = self.config
+        batch_size = require_keys(batch, BATCH_KEYS, "PPO")
+        checkpoint = self.checkpoint()
+
+        advantages, returns = compute_gae(
+            batch["rewards"],
+            batch["values"],
+            batch["next_values"],
+            batch["terminated"],
+            batch["segment_end"],
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
+
+        device = self.device
+        b_obs = to_tensor(batch["obs"], device)
+        b_masks = (
+            to_tensor(batch["action_mask"], device, torch.bool) if "action_mask" in batch else None
+        )
+        b_actions = to_tensor(batch["actions"], device)
+        b_logprobs = to_tensor(batch["logprobs"], device, torch.float32)
+        b_values = to_tensor(batch["values"], device, torch.float32)
+        b_advantages = to_tensor(advantages, device)
+        b_returns = to_tensor(returns, device)
+
+        minibatch_size = cfg.minibatch_size or math.ceil(batch_size / cfg.num_minibatches)
+        stats: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+        }
+        grad_norms = []
+        for _epoch in range(cfg.update_epochs):
+            epoch_kl = []
+            order = torch.randperm(batch_size, generator=self.learn_generator).to(self.device)
+            for start in range(0, batch_size, minibatch_size):
+                mb = order[start : start + minibatch_size]
+                _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
+                    b_obs[mb], None if b_masks is None else b_masks[mb], b_actions[mb]
+                )
+                logratio = newlogprob - b_logprobs[mb]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    # The low-variance KL estimator (r - 1) - log r, always >= 0.
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfrac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean()
+
+                mb_advantages = b_advantages[mb]
+                if cfg.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (
+                        mb_advantages.std(correction=0) + 1e-8
+                    )
+
+                # Clipped surrogate objective, as a loss to minimise.
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+                if cfg.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb]) ** 2
+                    v_clipped = b_values[mb] + torch.clamp(
+                        newvalue - b_values[mb], -cfg.clip_coef, cfg.clip_coef
+                    )
+                    v_loss_clipped = (v_clipped - b_returns[mb]) ** 2
+                    v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+
+                self.check_finite(
+                    checkpoint, policy_loss=pg_loss, value_loss=v_loss, entropy=entropy_loss
+                )
+                self.optimizer.zero_grad()
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.check_finite(checkpoint, grad_norm=grad_norm)
+                self.optimizer.step()
+
+                for key, value in zip(
+                    stats, (pg_loss, v_loss, entropy_loss, approx_kl, clipfrac), strict=True
+                ):
+                    stats[key].append(value.detach())
+                grad_norms.append(grad_norm)
+                epoch_kl.append(approx_kl)
+
+            if cfg.target_kl is not None and torch.stack(epoch_kl).mean() > cfg.target_kl:
+                break
+
+        self.version += 1
+        result = {key: torch.stack(values).mean().item() for key, values in stats.items()}
+        result["grad_norm"] = torch.stack(grad_norms).mean().item()
+        result["explained_variance"] = explained_variance(np.asarray(batch["values"]), returns)
+        return result

@@ -1,0 +1,472 @@
+"""Neural networks picked from gymnasium spaces.
+
+This module owns the mapping space -> network: observation encoders (MLP for
+vectors, Nature-CNN for images), action distributions (masked categorical,
+diagonal Gaussian, factorised categorical) and the two model families the
+algorithms train: `ActorCritic` (PPO, A2C) and `QNetwork` (DQN).
+
+Observations arrive as numpy batches already flattened by the env wrappers (no
+Dict/Tuple); models take them in their raw dtype and do the float conversion on
+the device, so uint8 images cross to a GPU at a quarter of the float size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+# Finite rather than -inf: softmax gives an exact 0 for these entries and
+# 0 * MASKED_LOGIT stays 0 in the entropy, where 0 * -inf would be NaN.
+MASKED_LOGIT = -1e9
+
+# Smallest height/width the Nature-CNN's three convolutions leave non-empty.
+NATURE_CNN_MIN_SIZE = 36
+
+SUPPORTED_OBSERVATIONS = (
+    "Box (1-D vectors go to an MLP; 2-D grayscale or 3-D HWC images of at least "
+    f"{NATURE_CNN_MIN_SIZE}x{NATURE_CNN_MIN_SIZE} go to a CNN; other shapes are flattened "
+    "into an MLP), Discrete and MultiDiscrete (one-hot), MultiBinary. Nested Dict/Tuple "
+    "spaces must be flattened first (the env wrappers do this)"
+)
+SUPPORTED_ACTIONS = (
+    "Discrete (masked categorical), Box (diagonal Gaussian), MultiDiscrete and "
+    "MultiBinary (factorised categorical)"
+)
+
+
+class UnsupportedSpaceError(ValueError):
+    """Raised when no model here can handle a space; the message names the space and
+    lists the supported ones."""
+
+
+def unsupported_space(
+    kind: str, space: spaces.Space, supported: str, where: str | None = None
+) -> UnsupportedSpaceError:
+    """Build the error for a `kind` ("observation"/"action") space nothing supports."""
+    prefix = f"{where}: " if where else ""
+    return UnsupportedSpaceError(
+        f"{prefix}{kind} space {space} is not supported. Supported {kind} spaces: {supported}."
+    )
+
+
+def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
+    """Orthogonal weights, constant bias: the initialisation PPO implementations are
+    tuned with (small `std` on output layers keeps the first policy near uniform)."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def legal_mask(action_mask: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """Check a (B, n) mask and treat rows without any legal action as fully legal.
+
+    Such rows only come from seats the env does not use (e.g. dead seats with
+    zero observations); without this they would be NaN in a softmax or -inf in a
+    max over Q-values.
+    """
+    if action_mask is None:
+        return None
+    if action_mask.shape[-1] != n:
+        raise ValueError(
+            f"action_mask has {action_mask.shape[-1]} columns but the action space has "
+            f"{n} actions (masks are (batch, n) bool, True = legal)"
+        )
+    mask = action_mask.bool()
+    return mask | ~mask.any(dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------------------
+# Observation encoders
+
+
+def is_image_space(space: spaces.Space) -> bool:
+    """2-D (H, W) or 3-D (H, W, C) Box large enough for the Nature-CNN."""
+    return (
+        isinstance(space, spaces.Box)
+        and len(space.shape) in (2, 3)
+        and space.shape[0] >= NATURE_CNN_MIN_SIZE
+        and space.shape[1] >= NATURE_CNN_MIN_SIZE
+    )
+
+
+class VectorObservation(nn.Module):
+    """Turns a batch of observations of a non-image space into (B, D) float32:
+    Box and MultiBinary are flattened, Discrete and MultiDiscrete one-hot encoded."""
+
+    def __init__(self, space: spaces.Space) -> None:
+        super().__init__()
+        if isinstance(space, spaces.Discrete):
+            sizes, start = [int(space.n)], [int(space.start)]
+        elif isinstance(space, spaces.MultiDiscrete):
+            sizes, start = space.nvec.reshape(-1).tolist(), space.start.reshape(-1).tolist()
+        else:
+            sizes, start = [], []
+        self.one_hot_sizes = sizes
+        self.register_buffer("start", torch.tensor(start, dtype=torch.long))
+        self.out_dim = sum(sizes) if sizes else int(np.prod(space.shape, dtype=int))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch = obs.shape[0]
+        if not self.one_hot_sizes:
+            return obs.reshape(batch, -1).float()
+        indices = obs.reshape(batch, -1).long() - self.start
+        one_hots = [
+            nn.functional.one_hot(indices[:, i], n).float()
+            for i, n in enumerate(self.one_hot_sizes)
+        ]
+        return torch.cat(one_hots, dim=-1)
+
+
+class ImageObservation(nn.Module):
+    """(B, H, W[, C]) images, channels last as envs produce them, to (B, C, H, W)
+    float; uint8 pixels are scaled to [0, 1]."""
+
+    def __init__(self, space: spaces.Box) -> None:
+        super().__init__()
+        self.scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
+        self.channels = space.shape[2] if len(space.shape) == 3 else 1
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.dim() == 3:
+            obs = obs.unsqueeze(-1)
+        return obs.permute(0, 3, 1, 2).float() * self.scale
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [layer_init(nn.Linear(in_dim, size)), activation()]
+        in_dim = size
+    return nn.Sequential(*layers)
+
+
+class NatureCNN(nn.Module):
+    """The convolutional torso of Mnih et al. (2015), ending in 512 ReLU features."""
+
+    out_dim = 512
+
+    def __init__(self, space: spaces.Box) -> None:
+        super().__init__()
+        self.image = ImageObservation(space)
+        self.convs = nn.Sequential(
+            layer_init(nn.Conv2d(self.image.channels, 32, 8, stride=4)),
+            nn.ReLU(),
+            layer_init(nn.Conv2d(32, 64, 4, stride=2)),
+            nn.ReLU(),
+            layer_init(nn.Conv2d(64, 64, 3, stride=1)),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            height, width = space.shape[:2]
+            flat = self.convs(torch.zeros(1, self.image.channels, height, width)).shape[1]
+        self.fc = nn.Sequential(layer_init(nn.Linear(flat, self.out_dim)), nn.ReLU())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convs(self.image(obs)))
+
+
+def make_encoder(
+    space: spaces.Space,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: type[nn.Module] = nn.Tanh,
+    where: str | None = None,
+) -> tuple[nn.Module, int]:
+    """Pick the observation encoder for `space`: returns (module, feature size)."""
+    supported = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+    if not isinstance(space, supported):
+        raise unsupported_space("observation", space, SUPPORTED_OBSERVATIONS, where)
+    if is_image_space(space):
+        cnn = NatureCNN(space)
+        return cnn, cnn.out_dim
+    vector = VectorObservation(space)
+    body = mlp(vector.out_dim, hidden_sizes, activation)
+    return nn.Sequential(vector, body), (hidden_sizes[-1] if hidden_sizes else vector.out_dim)
+
+
+# ---------------------------------------------------------------------------
+# Action distributions. Each has sample(generator), mode(), log_prob(action)
+# and entropy(); actions are in the env's format (offsets by `start` included).
+
+
+class MaskedCategorical:
+    """Categorical over n actions whose illegal entries have probability exactly 0,
+    so they are never sampled and add nothing to the entropy."""
+
+    def __init__(
+        self, logits: torch.Tensor, action_mask: torch.Tensor | None = None, start: int = 0
+    ) -> None:
+        mask = legal_mask(action_mask, logits.shape[-1])
+        if mask is not None:
+            logits = torch.where(mask, logits, torch.full_like(logits, MASKED_LOGIT))
+        self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+        self.probs = self.logits.exp()
+        self.start = start
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.multinomial(self.probs, 1, generator=generator).squeeze(-1) + self.start
+
+    def mode(self) -> torch.Tensor:
+        return self.logits.argmax(dim=-1) + self.start
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        index = action.reshape(-1, 1).long() - self.start
+        return self.logits.gather(-1, index).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.probs * self.logits).sum(dim=-1)
+
+
+class DiagGaussian:
+    """Independent Normal per action dimension, samples clipped to the Box bounds.
+
+    log_prob is taken at the action returned (the clipped one): the batch only
+    carries that action, and learn() must recompute exactly the log-probability
+    the actor reported or PPO's ratio is wrong from the first epoch.
+    """
+
+    def __init__(
+        self, mean: torch.Tensor, log_std: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+    ) -> None:
+        self.mean = mean
+        self.log_std = log_std.expand_as(mean)
+        self.std = self.log_std.exp()
+        self.low, self.high = low, high
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(
+            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+        )
+        return torch.clamp(self.mean + self.std * noise, self.low, self.high)
+
+    def mode(self) -> torch.Tensor:
+        return torch.clamp(self.mean, self.low, self.high)
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        z = (action.reshape(self.mean.shape) - self.mean) / self.std
+        return (-0.5 * z.pow(2) - self.log_std - 0.5 * np.log(2 * np.pi)).sum(dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        return (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum(dim=-1)
+
+
+class FactorisedCategorical:
+    """One masked categorical per dimension of a MultiDiscrete action; the joint
+    log-probability and entropy are sums over dimensions. The optional mask is
+    the per-dimension masks concatenated: (B, sum(nvec))."""
+
+    def __init__(
+        self,
+        logits: torch.Tensor,
+        nvec: Sequence[int],
+        start: Sequence[int],
+        action_mask: torch.Tensor | None = None,
+    ) -> None:
+        if action_mask is not None and action_mask.shape[-1] != sum(nvec):
+            raise ValueError(
+                f"action_mask has {action_mask.shape[-1]} columns; a MultiDiscrete mask is the "
+                f"per-dimension masks concatenated, {sum(nvec)} columns for nvec={list(nvec)}"
+            )
+        masks = [None] * len(nvec) if action_mask is None else action_mask.split(list(nvec), -1)
+        self.dims = [
+            MaskedCategorical(part, mask, s)
+            for part, mask, s in zip(logits.split(list(nvec), -1), masks, start, strict=True)
+        ]
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.stack([d.sample(generator) for d in self.dims], dim=-1)
+
+    def mode(self) -> torch.Tensor:
+        return torch.stack([d.mode() for d in self.dims], dim=-1)
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        action = action.reshape(action.shape[0], len(self.dims))
+        return sum(d.log_prob(action[:, i]) for i, d in enumerate(self.dims))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(d.entropy() for d in self.dims)
+
+
+Distribution = MaskedCategorical | DiagGaussian | FactorisedCategorical
+
+
+class CategoricalHead(nn.Module):
+    def __init__(self, in_dim: int, space: spaces.Discrete) -> None:
+        super().__init__()
+        self.logits = layer_init(nn.Linear(in_dim, int(space.n)), std=0.01)
+        self.start = int(space.start)
+
+    def forward(self, features: torch.Tensor, action_mask: torch.Tensor | None) -> Distribution:
+        return MaskedCategorical(self.logits(features), action_mask, self.start)
+
+
+class GaussianHead(nn.Module):
+    """State-dependent mean, state-independent log standard deviation."""
+
+    def __init__(self, in_dim: int, space: spaces.Box) -> None:
+        super().__init__()
+        size = int(np.prod(space.shape, dtype=int))
+        self.mean = layer_init(nn.Linear(in_dim, size), std=0.01)
+        self.log_std = nn.Parameter(torch.zeros(size))
+        self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).reshape(-1))
+        self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).reshape(-1))
+
+    def forward(self, features: torch.Tensor, action_mask: torch.Tensor | None) -> Distribution:
+        if action_mask is not None:
+            raise ValueError("action masks apply to discrete actions; this action space is a Box")
+        return DiagGaussian(self.mean(features), self.log_std, self.low, self.high)
+
+
+class FactorisedHead(nn.Module):
+    def __init__(self, in_dim: int, space: spaces.MultiDiscrete | spaces.MultiBinary) -> None:
+        super().__init__()
+        if isinstance(space, spaces.MultiBinary):
+            size = int(np.prod(space.shape, dtype=int))
+            self.nvec, self.start = [2] * size, [0] * size
+        else:
+            self.nvec = [int(n) for n in space.nvec.reshape(-1)]
+            self.start = [int(s) for s in space.start.reshape(-1)]
+        self.logits = layer_init(nn.Linear(in_dim, sum(self.nvec)), std=0.01)
+
+    def forward(self, features: torch.Tensor, action_mask: torch.Tensor | None) -> Distribution:
+        return FactorisedCategorical(self.logits(features), self.nvec, self.start, action_mask)
+
+
+def make_action_head(space: spaces.Space, in_dim: int, where: str | None = None) -> nn.Module:
+    """Pick the distribution head for an action space."""
+    if isinstance(space, spaces.Discrete):
+        return CategoricalHead(in_dim, space)
+    if isinstance(space, spaces.Box):
+        return GaussianHead(in_dim, space)
+    if isinstance(space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+        return FactorisedHead(in_dim, space)
+    raise unsupported_space("action", space, SUPPORTED_ACTIONS, where)
+
+
+# ---------------------------------------------------------------------------
+# Models the algorithms train. Both expose act(obs, action_mask, deterministic,
+# generator, ...) -> (actions, extras) and get_value(obs, action_mask).
+
+
+class ActorCritic(nn.Module):
+    """Policy and value function for PPO and A2C.
+
+    Vector observations get separate actor and critic MLPs, so the value loss
+    cannot disturb the policy's features; images share one CNN torso, whose
+    cost would otherwise double.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        hidden_sizes: Sequence[int] = (64, 64),
+        where: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.shared = is_image_space(observation_space)
+        if self.shared:
+            self.torso, feature_dim = make_encoder(observation_space, where=where)
+        else:
+            encoder_args = (observation_space, hidden_sizes, nn.Tanh, where)
+            self.actor_body, feature_dim = make_encoder(*encoder_args)
+            self.critic_body, _ = make_encoder(*encoder_args)
+        self.actor_head = make_action_head(action_space, feature_dim, where)
+        self.critic_head = layer_init(nn.Linear(feature_dim, 1), std=1.0)
+
+    def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shared:
+            features = self.torso(obs)
+            return features, features
+        return self.actor_body(obs), self.critic_body(obs)
+
+    def get_value(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.torso(obs) if self.shared else self.critic_body(obs)
+        return self.critic_head(features).squeeze(-1)
+
+    def get_action_and_value(
+        self,
+        obs: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+        action: torch.Tensor | None = None,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(action, log_prob(action), entropy, value); samples an action unless one is given."""
+        actor_features, critic_features = self._features(obs)
+        dist = self.actor_head(actor_features, action_mask)
+        if action is None:
+            action = dist.mode() if deterministic else dist.sample(generator)
+        value = self.critic_head(critic_features).squeeze(-1)
+        return action, dist.log_prob(action), dist.entropy(), value
+
+    def act(
+        self,
+        obs: torch.Tensor,
+        action_mask: torch.Tensor | None,
+        deterministic: bool,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        action, logprob, _, value = self.get_action_and_value(
+            obs, action_mask, deterministic=deterministic, generator=generator
+        )
+        return action, {"logprob": logprob, "value": value}
+
+
+class QNetwork(nn.Module):
+    """Action values Q(s, ·) for DQN; Discrete actions only."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        hidden_sizes: Sequence[int] = (64, 64),
+        where: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, spaces.Discrete):
+            raise unsupported_space(
+                "action",
+                action_space,
+                "Discrete only for DQN (use PPO or A2C for Box, MultiDiscrete or MultiBinary)",
+                where,
+            )
+        self.n = int(action_space.n)
+        self.start = int(action_space.start)
+        self.body, feature_dim = make_encoder(observation_space, hidden_sizes, nn.ReLU, where)
+        self.head = layer_init(nn.Linear(feature_dim, self.n), std=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(obs))
+
+    def masked_q(self, obs: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
+        """Q-values with illegal actions at -inf, so max/argmax only see legal ones."""
+        q = self(obs)
+        mask = legal_mask(action_mask, self.n)
+        return q if mask is None else q.masked_fill(~mask, float("-inf"))
+
+    def get_value(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.masked_q(obs, action_mask).max(dim=-1).values
+
+    def act(
+        self,
+        obs: torch.Tensor,
+        action_mask: torch.Tensor | None,
+        deterministic: bool,
+        generator: torch.Generator | None,
+        epsilon: float = 0.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Epsilon-greedy over legal actions; greedy when deterministic."""
+        q = self.masked_q(obs, action_mask)
+        value, action = q.max(dim=-1)
+        if not deterministic and epsilon > 0:
+            mask = legal_mask(action_mask, self.n)
+            weights = torch.ones_like(q) if mask is None else mask.float()
+            random_action = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
+            explore = torch.rand(q.shape[0], generator=generator, device=q.device) < epsilon
+            action = torch.where(explore, random_action, action)
+        return action + self.start, {"value": value}

@@ -1,0 +1,219 @@
+"""Models picked from spaces: masks are obeyed, heads report the log-probabilities
+learn() will recompute, images reach a CNN, and unsupported spaces fail clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from league.algos import make_algorithm
+from league.models import (
+    ActorCritic,
+    MaskedCategorical,
+    NatureCNN,
+    QNetwork,
+    UnsupportedSpaceError,
+)
+
+torch.set_num_threads(1)
+
+
+def random_masks(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+    """Random legal-action masks with at least one legal action per row."""
+    masks = rng.random((rows, n)) < 0.4
+    masks[np.arange(rows), rng.integers(0, n, rows)] = True
+    return masks
+
+
+def test_masked_categorical_never_samples_illegal_and_gives_them_zero_probability():
+    rng = np.random.default_rng(0)
+    masks = torch.as_tensor(random_masks(rng, 64, 7))
+    logits = torch.randn(64, 7) * 5
+    dist = MaskedCategorical(logits, masks)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        actions = dist.sample(generator)
+        assert masks[torch.arange(64), actions].all()
+    assert (dist.probs[~masks] == 0).all()
+    assert torch.allclose(dist.probs.sum(-1), torch.ones(64))
+    # Entropy and log-probabilities are those of the distribution over legal actions only.
+    for row in range(64):
+        legal = masks[row].nonzero().squeeze(-1)
+        legal_logp = torch.log_softmax(logits[row, legal], dim=-1)
+        row_dist = MaskedCategorical(logits[row : row + 1], masks[row : row + 1])
+        for action, logp in zip(legal, legal_logp, strict=True):
+            assert torch.allclose(row_dist.log_prob(action[None]), logp, atol=1e-6)
+        expected_entropy = -(legal_logp.exp() * legal_logp).sum()
+        assert torch.allclose(row_dist.entropy(), expected_entropy, atol=1e-6)
+    assert torch.isfinite(dist.entropy()).all()
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
+def test_act_never_takes_an_illegal_action(name):
+    rng = np.random.default_rng(1)
+    algo = make_algorithm(name, spaces.Box(-1, 1, (5,)), spaces.Discrete(6), seed=3)
+    for deterministic in (False, True):
+        obs = rng.normal(size=(2000, 5)).astype(np.float32)
+        masks = random_masks(rng, 2000, 6)
+        actions, extras = algo.act(obs, masks, deterministic=deterministic)
+        assert actions.shape == (2000,)
+        assert masks[np.arange(2000), actions].all()
+        assert extras["value"].shape == (2000,)
+    if name == "dqn":
+        # The reported value is the best legal Q, not the best Q.
+        q = algo.model(torch.as_tensor(obs)).detach().numpy()
+        expected = np.where(masks, q, -np.inf).max(axis=1)
+        np.testing.assert_allclose(extras["value"], expected, rtol=1e-6)
+        np.testing.assert_allclose(algo.value(obs, masks), expected, rtol=1e-6)
+
+
+def test_a_row_without_legal_actions_is_treated_as_unmasked():
+    algo = make_algorithm("ppo", spaces.Box(-1, 1, (3,)), spaces.Discrete(4))
+    masks = np.zeros((3, 4), bool)
+    actions, extras = algo.act(np.zeros((3, 3), np.float32), masks)
+    assert np.isfinite(extras["logprob"]).all()
+    np.testing.assert_allclose(extras["logprob"], np.log(0.25), atol=0.05)
+    assert ((actions >= 0) & (actions < 4)).all()
+
+
+def test_mask_of_the_wrong_width_is_a_clear_error():
+    algo = make_algorithm("ppo", spaces.Box(-1, 1, (3,)), spaces.Discrete(4))
+    with pytest.raises(ValueError, match="action_mask has 5 columns"):
+        algo.act(np.zeros((2, 3), np.float32), np.ones((2, 5), bool))
+
+
+def recomputed_logprob(algo, obs, actions, masks=None) -> np.ndarray:
+    """What learn() computes for (obs, actions): must equal what act() reported."""
+    with torch.no_grad():
+        _, logprob, _, _ = algo.model.get_action_and_value(
+            torch.as_tensor(obs),
+            None if masks is None else torch.as_tensor(masks),
+            torch.as_tensor(actions),
+        )
+    return logprob.numpy()
+
+
+def test_gaussian_head_shapes_bounds_and_logprob():
+    action_space = spaces.Box(
+        low=-0.5, high=np.array([[0.5, 1.0, 2.0]] * 2, np.float32), dtype=np.float32
+    )
+    algo = make_algorithm("ppo", spaces.Box(-1, 1, (4,)), action_space, seed=1)
+    obs = np.random.default_rng(0).normal(size=(500, 4)).astype(np.float32)
+    actions, extras = algo.act(obs)
+    assert actions.shape == (500, 2, 3) and actions.dtype == np.float32
+    assert (actions >= action_space.low).all() and (actions <= action_space.high).all()
+    # log std starts at 0 (std 1), so bounds this tight clip many samples.
+    assert (actions == action_space.high).any()
+
+    head = algo.model.actor_head
+    with torch.no_grad():
+        mean = head.mean(algo.model.actor_body(torch.as_tensor(obs)))
+        normal = torch.distributions.Normal(mean, head.log_std.exp())
+    expected = normal.log_prob(torch.as_tensor(actions).reshape(500, 6)).sum(-1).detach().numpy()
+    np.testing.assert_allclose(extras["logprob"], expected, rtol=1e-5)
+    np.testing.assert_allclose(recomputed_logprob(algo, obs, actions), extras["logprob"], rtol=1e-6)
+
+    greedy, _ = algo.act(obs, deterministic=True)
+    expected_greedy = np.clip(mean.numpy().reshape(500, 2, 3), action_space.low, action_space.high)
+    np.testing.assert_allclose(greedy, expected_greedy, rtol=1e-6)
+
+
+def test_multidiscrete_head_shapes_masks_and_logprob():
+    nvec = np.array([3, 2, 4])
+    action_space = spaces.MultiDiscrete(nvec, start=[0, 1, -2])
+    algo = make_algorithm("ppo", spaces.Box(-1, 1, (4,)), action_space, seed=2)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(1000, 4)).astype(np.float32)
+    masks = np.concatenate([random_masks(rng, 1000, int(n)) for n in nvec], axis=1)
+    actions, extras = algo.act(obs, masks)
+    assert actions.shape == (1000, 3) and actions.dtype == action_space.dtype
+    assert all(action_space.contains(a) for a in actions)
+    index = actions - action_space.start
+    offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+    assert masks[np.arange(1000)[:, None], index + offsets].all()
+
+    with torch.no_grad():
+        logits = algo.model.actor_head.logits(algo.model.actor_body(torch.as_tensor(obs)))
+    expected = 0
+    for dim, part in enumerate(logits.split(list(nvec), dim=-1)):
+        part_mask = torch.as_tensor(masks[:, offsets[dim] : offsets[dim] + nvec[dim]])
+        logp = torch.log_softmax(part.masked_fill(~part_mask, -1e9), dim=-1)
+        expected = expected + logp.gather(1, torch.as_tensor(index[:, dim : dim + 1])).squeeze(1)
+    np.testing.assert_allclose(extras["logprob"], expected.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        recomputed_logprob(algo, obs, actions, masks), extras["logprob"], rtol=1e-6
+    )
+
+
+def test_discrete_start_offset_and_multibinary_actions():
+    algo = make_algorithm("ppo", spaces.Box(-1, 1, (2,)), spaces.Discrete(3, start=-1))
+    actions, _ = algo.act(np.zeros((300, 2), np.float32))
+    assert set(actions.tolist()) == {-1, 0, 1}
+    dqn = make_algorithm("dqn", spaces.Box(-1, 1, (2,)), spaces.Discrete(3, start=5))
+    actions, _ = dqn.act(np.zeros((300, 2), np.float32))
+    assert set(actions.tolist()) == {5, 6, 7}
+
+    binary = spaces.MultiBinary((2, 2))
+    algo = make_algorithm("a2c", spaces.Box(-1, 1, (2,)), binary)
+    actions, extras = algo.act(np.zeros((10, 2), np.float32))
+    assert actions.shape == (10, 2, 2) and all(binary.contains(a) for a in actions)
+    np.testing.assert_allclose(extras["logprob"], 4 * np.log(0.5), atol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("observation_space", "uses_cnn"),
+    [
+        (spaces.Box(0, 255, (64, 64, 3), np.uint8), True),
+        (spaces.Box(0, 255, (84, 84), np.uint8), True),
+        (spaces.Box(0, 1, (6, 7, 2), np.int8), False),  # a connect-four board: too small for a CNN
+        (spaces.Discrete(5), False),
+        (spaces.MultiDiscrete([3, 4]), False),
+    ],
+)
+def test_observation_spaces_pick_their_encoder(observation_space, uses_cnn):
+    for name in ("ppo", "dqn"):
+        algo = make_algorithm(name, observation_space, spaces.Discrete(3))
+        has_cnn = any(isinstance(m, NatureCNN) for m in algo.model.modules())
+        assert has_cnn == uses_cnn
+        obs = np.stack([observation_space.sample() for _ in range(4)])
+        actions, extras = algo.act(obs)
+        assert actions.shape == (4,) and np.isfinite(extras["value"]).all()
+
+
+def test_cnn_scales_uint8_pixels():
+    space = spaces.Box(0, 255, (36, 36, 1), np.uint8)
+    model = ActorCritic(space, spaces.Discrete(2))
+    pixels = torch.full((1, 36, 36, 1), 255, dtype=torch.uint8)
+    scaled = model.torso.image(pixels)
+    assert scaled.shape == (1, 1, 36, 36) and torch.all(scaled == 1.0)
+
+
+@pytest.mark.parametrize(
+    ("observation_space", "action_space", "bad"),
+    [
+        (spaces.Text(5), spaces.Discrete(2), "Text"),
+        (spaces.Graph(spaces.Box(0, 1, (2,)), None), spaces.Discrete(2), "Graph"),
+        (spaces.Dict({"a": spaces.Discrete(2)}), spaces.Discrete(2), "Dict"),
+        (spaces.Box(-1, 1, (3,)), spaces.Tuple([spaces.Discrete(2)]), "Tuple"),
+    ],
+)
+def test_unsupported_spaces_name_the_space_and_the_supported_ones(
+    observation_space, action_space, bad
+):
+    with pytest.raises(UnsupportedSpaceError) as error:
+        make_algorithm("ppo", observation_space, action_space, where="seat 'player_0'")
+    message = str(error.value)
+    assert isinstance(error.value, ValueError)
+    assert message.startswith("seat 'player_0': ")
+    assert bad in message and "Supported" in message
+
+
+def test_dqn_rejects_non_discrete_actions():
+    with pytest.raises(UnsupportedSpaceError, match=r"seat 'walker_0'.*Box.*Discrete only"):
+        make_algorithm(
+            "dqn", spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2,)), where="seat 'walker_0'"
+        )
+    with pytest.raises(UnsupportedSpaceError, match="MultiDiscrete"):
+        QNetwork(spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 2]))
