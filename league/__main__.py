@@ -1,0 +1,5 @@
+"""`python -m league`."""
+
+from league.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The three-line API: `league.train(env_fn, num_policies=6)` and `league.load(run_dir)`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from league.config import TrainConfig
+
+
+class PolicyHandle:
+    """One trained (or fixed) policy, acting on single observations."""
+
+    def __init__(self, policy_id: str, policy: Any, role: str) -> None:
+        self.id = policy_id
+        self.role = role
+        self._policy = policy
+
+    def act(self, obs: Any, action_mask: Any | None = None, deterministic: bool = False) -> Any:
+        """The action for one observation (as the wrapped env returns it)."""
+        batch = np.asarray(obs)[None]
+        mask = None if action_mask is None else np.asarray(action_mask, dtype=bool)[None]
+        try:
+            out = self._policy.act(batch, mask, deterministic=deterministic)
+        except TypeError:
+            out = self._policy.act(batch, mask)
+        actions = out[0] if isinstance(out, tuple) else out
+        action = np.asarray(actions)[0]
+        return action.item() if action.ndim == 0 else action
+
+    def act_batch(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
+        out = self._policy.act(obs, action_mask)
+        return np.asarray(out[0] if isinstance(out, tuple) else out)
+
+    def __repr__(self) -> str:
+        return f"<PolicyHandle {self.id!r} role={self.role!r}>"
+
+
+class LeagueRun:
+    """A trained league: its manager, its policies and its run directory."""
+
+    def __init__(self, trainer: Any) -> None:
+        self._trainer = trainer
+        self.league = trainer.league
+        self.run_dir = trainer.run_dir
+        self.env_fn = trainer.env_fn
+        self.config = trainer.config
+
+    @property
+    def env_steps(self) -> int:
+        return self._trainer.env_steps
+
+    @property
+    def policies(self) -> list[str]:
+        return list(self.league.policies)
+
+    def policy(self, policy_id: str) -> PolicyHandle:
+        if policy_id in self._trainer.learners:
+            record = self.league.policies[policy_id]
+            return PolicyHandle(policy_id, self._trainer.learners[policy_id], record.role)
+        if policy_id not in self.league.policies:
+            raise KeyError(f"no policy {policy_id!r} in this league; policies: {self.policies}")
+        record = self.league.policies[policy_id]
+        return PolicyHandle(policy_id, record.payload, record.role)
+
+    def leaderboard(self) -> pd.DataFrame:
+        return self.league.leaderboard()
+
+    def payoff_matrix(self) -> pd.DataFrame:
+        return self.league.payoff_matrix()
+
+    def best(self, kind: str = "learner") -> str:
+        """The id of the top-rated policy of this kind."""
+        board = self.leaderboard()
+        return str(board[board["kind"] == kind].iloc[0]["policy"])
+
+    def __repr__(self) -> str:
+        return f"<LeagueRun {str(self.run_dir)!r} policies={len(self.policies)}>"
+
+
+def train(
+    env_fn: Any,
+    num_policies: int = 6,
+    *,
+    resume: str | os.PathLike | None = None,
+    mapping: Any = None,
+    fixed_policies: dict[str, Any] | None = None,
+    **config: Any,
+) -> LeagueRun:
+    """Train a population of policies on any PettingZoo env.
+
+    Args:
+        env_fn: a PettingZoo env function or module (``connect_four_v3.env``),
+            a registry id (``"classic/connect_four-v3"``) or an import path.
+        num_policies: PPO learners per role (ignored when ``policies=`` is given).
+        resume: a run directory to continue from its last checkpoint.
+        mapping: your own seat -> policy mapping (an object with ``assign(env_id)``
+            and ``report(env_id, result)``, or a function ``(env_id, seat_names)
+            -> policy ids``) used instead of the league's matchmaking.
+        fixed_policies: extra fixed opponents, policy id -> ``fn(obs, action_mask)
+            -> action`` (or an object with ``act``); they act but never learn.
+        **config: any `TrainConfig` field (docs/training.md).
+    """
+    from league.trainer import Trainer
+
+    if resume is not None:
+        saved = json.loads((Path(resume) / "config.json").read_text())
+        saved.update(config)
+        saved["run_dir"] = str(resume)
+        cfg = TrainConfig.from_dict(saved)
+    else:
+        cfg = TrainConfig.from_dict({"num_policies": num_policies, **config})
+    trainer = Trainer(env_fn, cfg, resume=resume, mapping=mapping, fixed_policies=fixed_policies)
+    trainer.run()
+    return LeagueRun(trainer)
+
+
+def load(run_dir: str | os.PathLike, env_fn: Any | None = None) -> LeagueRun:
+    """Open a finished or interrupted run: its league, ratings and policies."""
+    from league.trainer import Trainer
+
+    path = Path(run_dir)
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{str(path)!r} is not a run directory (no config.json)")
+    data = json.loads(config_file.read_text())
+    cfg = TrainConfig.from_dict(data)
+    cfg.run_dir = str(path)
+    cfg.progress = False
+    cfg.tensorboard = False
+    if env_fn is None:
+        env_fn = cfg.env
+    if env_fn is None:
+        raise ValueError(
+            f"run {str(path)!r} was trained from an env function that cannot be imported "
+            "by name; pass env_fn= to load it"
+        )
+    trainer = Trainer(env_fn, cfg, resume=path)
+    return LeagueRun(trainer)

@@ -1,0 +1,203 @@
+"""`python -m league` (also installed as `league`): train, leaderboard, eval, play, demo."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from league.config import TrainConfig
+
+DEMO_ENV = "classic/connect_four-v3"
+
+
+def _parse_value(kind: Any) -> Any:
+    """An argparse `type` for a config field's annotation (JSON for lists and dicts)."""
+    text = str(kind)
+    if "list" in text or "dict" in text:
+        return json.loads
+    if text.startswith("int"):
+        return int
+    if text.startswith("float"):
+        return float
+    if text.startswith("bool"):
+        return _bool
+    return str
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "env":
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=_parse_value(hints[f.name]),
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata.get('help', '')} (default: {json.dumps(default)})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="league", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser(
+        "train",
+        help="train a league on an env",
+        description="Train a population of policies. ENV is a PettingZoo registry id "
+        "(classic/connect_four-v3) or an import path (pettingzoo.classic.connect_four_v3). "
+        'Lists and dicts are given as JSON, e.g. --policies \'["ppo", "dqn"]\'.',
+    )
+    train.add_argument("env", metavar="ENV")
+    train.add_argument("--resume", metavar="RUN", help="continue this run directory")
+    _add_config_options(train)
+
+    board = sub.add_parser("leaderboard", help="print a run's leaderboard")
+    board.add_argument("run", metavar="RUN")
+    board.add_argument("--csv", metavar="FILE", help="also write the leaderboard to FILE")
+
+    ev = sub.add_parser("eval", help="head-to-head games with a confidence interval")
+    ev.add_argument("run", metavar="RUN")
+    ev.add_argument("--policy", help="policy to evaluate (default: the top learner)")
+    ev.add_argument("--opponent", default="random", help="'random' or a policy id")
+    ev.add_argument("--games", type=int, default=200)
+    ev.add_argument("--seed", type=int, default=0)
+
+    play = sub.add_parser("play", help="play a classic game against a policy in the terminal")
+    play.add_argument("run", metavar="RUN")
+    play.add_argument("--policy", help="opponent policy (default: the top learner)")
+    play.add_argument("--seat", type=int, default=0, help="your seat index (0 moves first)")
+
+    demo = sub.add_parser("demo", help="a short league on connect four, then the leaderboard")
+    demo.add_argument("--seconds", type=float, default=180.0)
+    demo.add_argument("--run-dir", default="runs/demo")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return {
+        "train": _train,
+        "leaderboard": _leaderboard,
+        "eval": _eval,
+        "play": _play,
+        "demo": _demo,
+    }[args.command](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import league
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "env", "resume")}
+    run = league.train(args.env, resume=args.resume, **options)
+    _print_board(run)
+    return 0
+
+
+def _print_board(run: Any) -> None:
+    import pandas as pd
+
+    board = run.leaderboard()
+    columns = ["rank", "policy", "kind", "algo", "rating", "err_lo", "err_hi", "games", "score"]
+    with pd.option_context("display.width", 160, "display.max_rows", 200):
+        print(board[columns].to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    print(f"\nleaderboard: {Path(run.run_dir) / 'leaderboard.csv'}")
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    import league
+
+    run = league.load(args.run)
+    _print_board(run)
+    if args.csv:
+        run.leaderboard().to_csv(args.csv, index=False)
+        print(f"written: {args.csv}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import league
+    from league.evaluate import play_games
+
+    run = league.load(args.run)
+    policy_id = args.policy or run.best()
+    opponent = run.policy(args.opponent) if args.opponent in run.league.policies else None
+    if opponent is None:
+        if args.opponent != "random":
+            print(f"unknown opponent {args.opponent!r}; policies: {run.policies}", file=sys.stderr)
+            return 2
+        opponent = run.policy(_random_id(run))
+    result = play_games(
+        run.config.env,
+        _Batch(run.policy(policy_id)),
+        _Batch(opponent),
+        games=args.games,
+        seed=args.seed,
+        policy_name=policy_id,
+        opponent_name=args.opponent,
+        env_kwargs=run.config.env_kwargs or None,
+    )
+    print(result)
+    return 0
+
+
+class _Batch:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def act(self, obs: Any, mask: Any) -> Any:
+        return self.handle.act_batch(obs, mask)
+
+
+def _random_id(run: Any) -> str:
+    for pid, record in run.league.policies.items():
+        if record.kind == "fixed" and pid.startswith("random"):
+            return pid
+    raise ValueError("this league has no random policy")
+
+
+def _play(args: argparse.Namespace) -> int:
+    import league
+    from league.play import play_terminal
+
+    run = league.load(args.run)
+    policy_id = args.policy or run.best()
+    return play_terminal(run, policy_id, human_seat=args.seat)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import league
+
+    print(
+        f"league demo: 6 PPO learners on {DEMO_ENV} for {args.seconds:.0f} s "
+        f"(run directory {args.run_dir})"
+    )
+    run = league.train(
+        DEMO_ENV,
+        num_policies=6,
+        max_seconds=args.seconds,
+        total_steps=0,
+        run_dir=args.run_dir,
+    )
+    _print_board(run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

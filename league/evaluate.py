@@ -1,0 +1,127 @@
+"""Head-to-head evaluation: games between two policies, seats alternated, with a CI.
+
+Evaluation games are played apart from training (no rating or payoff update),
+so a learner is never graded on the data it trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import wrappers
+
+
+@dataclass
+class EvalResult:
+    """Outcome of `games` games of `policy` against `opponent`, from `policy`'s side."""
+
+    policy: str
+    opponent: str
+    games: int
+    wins: int
+    draws: int
+    losses: int
+
+    @property
+    def score(self) -> float:
+        """(W + D/2) / G."""
+        return (self.wins + 0.5 * self.draws) / max(self.games, 1)
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / max(self.games, 1)
+
+    def interval(self, z: float = 1.96) -> tuple[float, float]:
+        """Wilson score interval of the win rate (95% by default)."""
+        return wilson(self.wins, self.games, z)
+
+    def __str__(self) -> str:
+        lo, hi = self.interval()
+        return (
+            f"{self.policy} vs {self.opponent}: {self.games} games, W {self.wins} "
+            f"D {self.draws} L {self.losses}, win rate {self.win_rate:.3f} "
+            f"(95% CI {lo:.3f}-{hi:.3f}), score {self.score:.3f}"
+        )
+
+
+def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def play_games(
+    env_fn: Any,
+    policy: Any,
+    opponent: Any,
+    games: int = 200,
+    *,
+    num_envs: int = 16,
+    seed: int = 0,
+    policy_name: str = "policy",
+    opponent_name: str = "opponent",
+    env_kwargs: dict[str, Any] | None = None,
+    pad: bool = False,
+) -> EvalResult:
+    """Play `games` games; `policy` takes each seat in turn, `opponent` every other seat.
+
+    Both policies need ``act(obs_batch, mask_batch)``; the env's seats must all
+    share one role (two-player board games, rps, ...).
+    """
+    vec = wrappers.vector(env_fn, num_envs=num_envs, env_kwargs=env_kwargs, pad=pad)
+    try:
+        if len(vec.role_names) != 1:
+            raise ValueError(
+                f"env {vec.name!r} has roles {vec.role_names}; head-to-head evaluation needs "
+                "seats that all share one role"
+            )
+        role = vec.role_names[0]
+        num_seats = vec.num_agents
+        vec.reset(seed=seed)
+        started = np.arange(num_envs)
+        focal_seat = started % num_seats
+        wins = draws = losses = finished = 0
+        returns = np.zeros((num_envs, num_seats))
+        while finished < games:
+            focal = np.zeros((num_envs, num_seats), dtype=bool)
+            focal[np.arange(num_envs), focal_seat] = True
+            active = vec.active
+            for chooser, seats in ((policy, focal), (opponent, ~focal)):
+                e, s = np.nonzero(active & seats)
+                if len(e):
+                    obs = vec.obs[role][e, s]
+                    masks = vec.action_masks[role]
+                    vec.actions[role][e, s] = _actions(
+                        chooser, obs, None if masks is None else masks[e, s]
+                    )
+            vec.send(None, np.arange(num_envs))
+            vec.recv()
+            done = vec.terminated | vec.truncated
+            returns[done] = vec.episode_return[done]
+            for e in np.flatnonzero(vec.episode_done):
+                if finished < games:
+                    mine = returns[e, focal_seat[e]]
+                    best_other = np.max(np.delete(returns[e], focal_seat[e]))
+                    wins += mine > best_other
+                    losses += mine < best_other
+                    draws += mine == best_other
+                    finished += 1
+                returns[e] = 0.0
+                started[e] += num_envs
+                focal_seat[e] = started[e] % num_seats
+    finally:
+        vec.close()
+    return EvalResult(policy_name, opponent_name, finished, int(wins), int(draws), int(losses))
+
+
+def _actions(policy: Any, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    out = policy.act(obs, mask)
+    return np.asarray(out[0] if isinstance(out, tuple) else out)

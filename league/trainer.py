@@ -1,0 +1,480 @@
+"""The sync trainer: collect one batch per learner, train every learner, repeat.
+
+It owns the run directory (DESIGN.md section 5): config, league state,
+match records, checkpoints and TensorBoard scalars, and resumes a run from its
+last checkpoint. Checkpoints are written policy files first, then
+``league.json``, then ``trainer.json``; ``trainer.json`` is the commit point,
+so a run killed at any moment resumes from the last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import wrappers
+from league._io import atomic_write_bytes, atomic_write_text
+from league.algos import make_algorithm
+from league.algos.base import NonFiniteLossError
+from league.collect import Actor, Collector, SampleBuffer
+from league.config import TrainConfig
+from league.devices import policy_device
+from league.manager import League, LeagueConfig
+from league.policies import CallablePolicy, RandomPolicy
+
+TRAINER_FILE = "trainer.json"
+CONFIG_FILE = "config.json"
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used (unwritable, full, incomplete, other env)."""
+
+
+def learner_specs(config: TrainConfig, roles: list[str]) -> list[dict[str, Any]]:
+    """One spec per learner: id, role, algo and that algo's config fields."""
+    role_names = list(dict.fromkeys(roles))
+    specs: list[dict[str, Any]] = []
+    if config.policies is None:
+        for role in role_names:
+            for k in range(config.num_policies):
+                pid = f"p{k}" if len(role_names) == 1 else f"{role}_{k}"
+                specs.append({"id": pid, "role": role, "algo": "ppo"})
+        return specs
+    for k, entry in enumerate(config.policies):
+        spec = {"algo": entry} if isinstance(entry, str) else dict(entry)
+        spec.setdefault("algo", "ppo")
+        role = spec.setdefault("role", role_names[k % len(role_names)])
+        if role not in role_names:
+            raise ValueError(f"policies[{k}]: role {role!r} is not a role of this env {role_names}")
+        spec.setdefault("id", f"{spec['algo']}{k}")
+        specs.append(spec)
+    ids = [s["id"] for s in specs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"policy ids must be unique, got {ids}")
+    return specs
+
+
+def check_batch_rule(config: TrainConfig, num_learners: int, decisions_per_step: int) -> None:
+    """Sync mode: batch_size is a multiple of num_envs x seats x rollout / learners."""
+    per_iteration = config.num_envs * decisions_per_step * config.rollout
+    share, rest = divmod(per_iteration, num_learners)
+    if rest or config.batch_size % share:
+        good = max(share, round(config.batch_size / share) * share) if share else 0
+        raise ValueError(
+            f"sync mode: batch_size={config.batch_size} must be a multiple of "
+            f"num_envs x active seats per step x rollout / learners = {config.num_envs} x "
+            f"{decisions_per_step} x {config.rollout} / {num_learners} = "
+            f"{per_iteration / num_learners:g}. "
+            + (
+                f"Set batch_size={good}, or change num_envs/rollout."
+                if not rest
+                else "Change num_envs or rollout so that this is a whole number."
+            )
+        )
+
+
+class Trainer:
+    """Builds everything from a config (or a run directory) and runs the loop."""
+
+    def __init__(
+        self,
+        env_fn: Any,
+        config: TrainConfig,
+        resume: str | os.PathLike | None = None,
+        mapping: Any = None,
+        fixed_policies: dict[str, Any] | None = None,
+    ):
+        config.validate()
+        self.mapping = mapping
+        self.fixed_policies = dict(fixed_policies or {})
+        self.env_fn = env_fn
+        self.config = config
+        if config.env is None:
+            config.env = env_spec(env_fn)
+        torch.manual_seed(config.seed)
+        probe = wrappers.multiagent(env_fn, pad=config.pad, env_kwargs=config.env_kwargs or None)
+        self.env_name = probe.name
+        self.seats = list(probe.possible_agents)
+        self.roles = list(probe.roles)
+        self.spaces = {
+            role: (probe.observation_spaces[i], probe.action_spaces[i])
+            for i, role in reversed(list(enumerate(self.roles)))
+        }
+        decisions = 1 if isinstance(probe, wrappers.AECMultiAgentEnv) else probe.num_agents
+        probe.close()
+        self.specs = learner_specs(config, self.roles)
+        check_batch_rule(config, len(self.specs), decisions)
+        self.run_dir = Path(resume or config.run_dir or _default_run_dir(self.env_name))
+        if resume:
+            self._check_resume_dir()
+        _check_writable(self.run_dir)
+        self.learners = {
+            spec["id"]: self._build_learner(i, spec) for i, spec in enumerate(self.specs)
+        }
+        self.league = self._build_league()
+        self.learner_steps = dict.fromkeys(self.learners, 0)
+        self.stopped: dict[str, str] = {}
+        self.env_steps = 0
+        self.iteration = 0
+        self.elapsed = 0.0
+        if resume:
+            self._restore()
+        else:
+            atomic_write_text(self.run_dir / CONFIG_FILE, self._config_json())
+        self.writer = None
+
+    # -- building ----------------------------------------------------------
+
+    def _build_learner(self, index: int, spec: dict[str, Any]) -> Any:
+        algo_config = {k: v for k, v in spec.items() if k not in ("id", "role", "algo")}
+        algo_config.setdefault("hidden_sizes", list(self.config.hidden_sizes))
+        obs_space, action_space = self.spaces[spec["role"]]
+        seat = self.seats[self.roles.index(spec["role"])]
+        device = policy_device(index, override=self.config.device)
+        return make_algorithm(
+            spec["algo"],
+            obs_space,
+            action_space,
+            config=algo_config,
+            device=device,
+            seed=self.config.seed + index,
+            where=f"policy {spec['id']!r}, seat {seat!r} of env {self.env_name!r}",
+        )
+
+    def _build_league(self) -> League:
+        league = League(
+            self.seats,
+            self.roles,
+            teams=self.config.teams,
+            config=LeagueConfig(**{"seed": self.config.seed, **self.config.league}),
+            mapping=self.mapping,
+        )
+        for spec in self.specs:
+            league.add_learner(spec["id"], spec["role"], algo=spec["algo"])
+        for name in self.config.opponents:
+            if name != "random":
+                raise ValueError(f"opponents: unknown fixed policy {name!r}; available: ['random']")
+            for role in dict.fromkeys(self.roles):
+                pid = "random" if len(set(self.roles)) == 1 else f"random_{role}"
+                obs_space, action_space = self.spaces[role]
+                random = RandomPolicy(
+                    action_space, seed=self.config.seed, observation_space=obs_space
+                )
+                league.add_fixed(pid, role, random)
+        for pid, fn in self.fixed_policies.items():
+            role = getattr(fn, "role", None) or self.roles[0]
+            league.add_fixed(pid, role, fn if hasattr(fn, "act") else CallablePolicy(fn))
+        return league
+
+    def _actors(self) -> dict[str, Actor]:
+        actors = {}
+        for pid, record in self.league.policies.items():
+            if pid in self.learners:
+                algo = self.learners[pid]
+                actors[pid] = Actor(
+                    pid,
+                    record.role,
+                    algo.act,
+                    learner=algo,
+                    buffer=SampleBuffer(keep_next_obs=not algo.on_policy),
+                )
+            else:
+                actors[pid] = Actor(pid, record.role, _acting(record.payload))
+        return actors
+
+    # -- the loop ----------------------------------------------------------
+
+    def run(self) -> League:
+        config = self.config
+        vec = wrappers.vector(
+            self.env_fn,
+            num_envs=config.num_envs,
+            num_workers=config.num_workers,
+            pad=config.pad,
+            env_kwargs=config.env_kwargs or None,
+        )
+        self.writer = self._tensorboard()
+        collector = Collector(vec, self.league, self._actors())
+        progress = _progress(config, self.env_steps)
+        start = time.monotonic()
+        elapsed_before = self.elapsed
+        last_checkpoint = start
+        steps_at_start = self.env_steps
+        try:
+            collector.start(seed=config.seed + self.iteration * 7919)
+            collector.env_steps = self.env_steps
+            while not self._should_stop(start):
+                for _ in range(config.rollout):
+                    collector.step()
+                self.env_steps = collector.env_steps
+                self.iteration += 1
+                self._train(collector)
+                self._log_returns(collector)
+                self.elapsed = elapsed_before + time.monotonic() - start
+                rate = (self.env_steps - steps_at_start) / max(time.monotonic() - start, 1e-9)
+                if progress is not None:
+                    progress.update(self.env_steps - progress.n)
+                    progress.set_postfix_str(f"{rate:,.0f} steps/s", refresh=False)
+                if time.monotonic() - last_checkpoint >= config.checkpoint_seconds:
+                    self.checkpoint()
+                    last_checkpoint = time.monotonic()
+                    if progress is not None:
+                        progress.set_postfix_str(f"{rate:,.0f} steps/s {self._leader()}")
+        finally:
+            vec.close()
+            if progress is not None:
+                progress.close()
+        self.checkpoint()
+        if self.writer is not None:
+            self.writer.close()
+        return self.league
+
+    def _should_stop(self, start: float) -> bool:
+        c = self.config
+        if c.total_steps and self.env_steps >= c.total_steps:
+            return True
+        if c.max_seconds and time.monotonic() - start >= c.max_seconds:
+            return True
+        return len(self.stopped) == len(self.learners)
+
+    def _train(self, collector: Collector) -> None:
+        for pid, algo in self.learners.items():
+            buffer = collector.actors[pid].buffer
+            if pid in self.stopped or buffer.count < self.config.batch_size:
+                continue
+            batch = buffer.take(self.config.batch_size)
+            try:
+                stats = algo.learn(batch)
+            except NonFiniteLossError as err:
+                # The update was rolled back; this learner stops training and
+                # keeps the weights of its last good update (and checkpoint).
+                self.stopped[pid] = str(err)
+                self._scalar(f"{pid}/stopped", 1.0)
+                print(f"league: learner {pid!r} stopped training: {err}")
+                continue
+            self.learner_steps[pid] += len(batch["rewards"])
+            for key, value in stats.items():
+                self._scalar(f"{pid}/{key}", value)
+            if self.league.should_snapshot(pid, self.learner_steps[pid]):
+                self._snapshot(pid, collector)
+
+    def _snapshot(self, pid: str, collector: Collector) -> None:
+        frozen = self.learners[pid].frozen()
+        sid = self.league.add_snapshot(pid, self.learner_steps[pid], frozen, copy_payload=False)
+        record = self.league.policies[sid]
+        collector.add_actor(Actor(sid, record.role, _acting(frozen)))
+        self._save_policy(sid, frozen, self.learner_steps[pid])
+
+    def _log_returns(self, collector: Collector) -> None:
+        for pid, returns in collector.drain_returns().items():
+            self._scalar(f"{pid}/episode_return", float(np.mean(returns)))
+
+    # -- run directory -----------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Write every policy, then the league, then trainer.json (the commit point)."""
+        files = {}
+        for pid, algo in self.learners.items():
+            files[pid] = self._save_policy(pid, algo, self.learner_steps[pid])
+        for pid, record in self.league.policies.items():
+            if record.kind == "snapshot":
+                files[pid] = str(self._policy_path(pid, record.step).relative_to(self.run_dir))
+        self.league.save(self.run_dir)
+        state = {
+            "env": self.env_name,
+            "seats": self.seats,
+            "env_steps": self.env_steps,
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "learner_steps": self.learner_steps,
+            "stopped": self.stopped,
+            "files": files,
+        }
+        atomic_write_text(self.run_dir / TRAINER_FILE, json.dumps(state, indent=1, sort_keys=True))
+        self._prune(files)
+        if self.writer is not None:
+            self._log_ratings()
+            self.writer.flush()
+
+    def _policy_path(self, pid: str, step: int) -> Path:
+        return self.run_dir / "checkpoints" / pid.replace("/", "_") / f"{step}.pt"
+
+    def _save_policy(self, pid: str, policy: Any, step: int) -> str:
+        path = self._policy_path(pid, step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(
+            {
+                "policy": pid,
+                "step": step,
+                "version": getattr(policy, "version", 0),
+                "state": policy.state_dict(),
+            },
+            buffer,
+        )
+        atomic_write_bytes(path, buffer.getvalue())
+        return str(path.relative_to(self.run_dir))
+
+    def _prune(self, files: dict[str, str]) -> None:
+        """Keep the newest checkpoint of each policy (and of evicted snapshots none)."""
+        root = self.run_dir / "checkpoints"
+        keep = {self.run_dir / f for f in files.values()}
+        for folder in root.iterdir():
+            for path in folder.glob("*.pt"):
+                if path not in keep:
+                    path.unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+    def _check_resume_dir(self) -> None:
+        state_file = self.run_dir / TRAINER_FILE
+        if not state_file.exists() or not (self.run_dir / "league.json").exists():
+            raise RunDirError(
+                f"cannot resume from {str(self.run_dir)!r}: it has no complete checkpoint "
+                f"({TRAINER_FILE} and league.json are needed); start a new run instead"
+            )
+        state = json.loads(state_file.read_text())
+        if state.get("env") != self.env_name or state.get("seats") != self.seats:
+            raise RunDirError(
+                f"cannot resume from {str(self.run_dir)!r}: it trained env {state.get('env')!r} "
+                f"with seats {state.get('seats')}, not {self.env_name!r} with seats {self.seats}"
+            )
+        missing = [f for f in state["files"].values() if not (self.run_dir / f).exists()]
+        if missing:
+            raise RunDirError(
+                f"cannot resume from {str(self.run_dir)!r}: checkpoint files are missing: {missing}"
+            )
+
+    def _restore(self) -> None:
+        state = json.loads((self.run_dir / TRAINER_FILE).read_text())
+        self.env_steps = state["env_steps"]
+        self.iteration = state["iteration"]
+        self.elapsed = state["elapsed"]
+        self.learner_steps = {pid: state["learner_steps"].get(pid, 0) for pid in self.learners}
+        self.stopped = state.get("stopped", {})
+        files = state["files"]
+        for pid, algo in self.learners.items():
+            algo.load_state_dict(_load(self.run_dir / files[pid])["state"])
+        league = League.load(self.run_dir, mapping=self.mapping)
+        for pid, record in league.policies.items():
+            if record.kind == "snapshot":
+                frozen = self.learners[record.parent].frozen()
+                frozen.load_state_dict(_load(self.run_dir / files[pid])["state"])
+                record.payload = frozen
+            elif record.kind == "fixed":
+                record.payload = self.league.policies[pid].payload
+        self.league = league
+
+    def _config_json(self) -> str:
+        data = self.config.to_dict()
+        data["run_dir"] = str(self.run_dir)
+        return json.dumps(data, indent=1, sort_keys=True, default=str)
+
+    # -- metrics -----------------------------------------------------------
+
+    def _tensorboard(self) -> Any:
+        if not self.config.tensorboard:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.env_steps or None)
+
+    def _scalar(self, tag: str, value: float) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, self.env_steps)
+
+    def _log_ratings(self) -> None:
+        board = self.league.leaderboard()
+        for row in board.itertuples():
+            self._scalar(f"{row.policy}/rating", float(row.rating))
+            self._scalar(f"{row.policy}/trueskill_mu", float(row.trueskill_mu))
+            self._scalar(f"{row.policy}/score", float(row.score))
+
+    def _leader(self) -> str:
+        board = self.league.leaderboard()
+        if board.empty:
+            return ""
+        top = board.iloc[0]
+        return f"leader {top['policy']} ({top['rating']:.0f})"
+
+
+def env_spec(env_fn: Any) -> str | None:
+    """A string that rebuilds the env (registry id or import path), if there is one."""
+    if isinstance(env_fn, str):
+        return env_fn
+    if hasattr(env_fn, "__spec__") and hasattr(env_fn, "__name__"):  # a module
+        return env_fn.__name__
+    module, name = getattr(env_fn, "__module__", None), getattr(env_fn, "__qualname__", "")
+    if module and name and "<" not in name and module != "__main__":
+        return f"{module}:{name}"
+    return None
+
+
+def _acting(policy: Any) -> Any:
+    """Give fixed policies and frozen snapshots the collector's `act` signature.
+
+    A user callable (`CallablePolicy`) is written for one observation at a
+    time, so it is called once per row of the batch.
+    """
+    if isinstance(policy, CallablePolicy):
+
+        def act_rows(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
+            rows = [policy.act(o, None if mask is None else mask[i]) for i, o in enumerate(obs)]
+            return np.asarray(rows), {}
+
+        return act_rows
+
+    def act(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
+        out = policy.act(obs, mask)
+        if isinstance(out, tuple):
+            return out
+        return np.asarray(out), {}
+
+    return act
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _default_run_dir(env_name: str) -> str:
+    return os.path.join("runs", f"{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Fail before training when the run directory cannot hold a run."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} is not writable ({err.strerror}); "
+            "pass run_dir= a directory you can write to"
+        ) from err
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise RunDirError(
+            f"run directory {str(run_dir)!r} has only {free // 2**20} MiB free; "
+            f"at least {MIN_FREE_BYTES // 2**20} MiB are needed for checkpoints"
+        )
+
+
+def _progress(config: TrainConfig, initial: int) -> Any:
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    total = config.total_steps or None
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True)

@@ -1,0 +1,208 @@
+"""End-to-end training: learning, mixed algorithms, run directories, resume, bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import league
+from league.evaluate import play_games
+from league.trainer import RunDirError
+
+TTT = "classic/tictactoe-v3"
+FAST = dict(
+    num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False, checkpoint_seconds=5
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+class _Batch:
+    def __init__(self, handle):
+        self.handle = handle
+
+    def act(self, obs, mask):
+        return self.handle.act_batch(obs, mask)
+
+
+def _vs_random(run, policy_id: str, games: int = 200):
+    return play_games(
+        TTT,
+        _Batch(run.policy(policy_id)),
+        _Batch(run.policy("random")),
+        games=games,
+        seed=123,
+        policy_name=policy_id,
+        opponent_name="random",
+    )
+
+
+def test_short_ppo_league_beats_random(tmp_path: Path):
+    run = league.train(TTT, num_policies=2, total_steps=40_000, run_dir=str(tmp_path), **FAST)
+    best = run.best()
+    result = _vs_random(run, best)
+    lo, _ = result.interval()
+    # Both seats: play_games alternates the seat the learner takes.
+    assert result.games == 200
+    assert lo > 0.5, str(result)
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert set(board["policy"]) >= {"p0", "p1", "random"}
+    assert (tmp_path / "matches.csv").stat().st_size > 0
+    assert (tmp_path / "payoff.csv").exists()
+    assert (tmp_path / "checkpoints" / "p0").is_dir()
+
+
+def test_ppo_and_dqn_learn_side_by_side(tmp_path: Path):
+    run = league.train(
+        TTT,
+        policies=[
+            {"id": "ppo", "algo": "ppo"},
+            {"id": "dqn", "algo": "dqn", "learning_starts": 256, "exploration_steps": 8000},
+        ],
+        total_steps=40_000,
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    state = json.loads((tmp_path / "trainer.json").read_text())
+    for pid in ("ppo", "dqn"):
+        assert state["learner_steps"][pid] > 0
+        assert (tmp_path / state["files"][pid]).exists()
+        result = _vs_random(run, pid)
+        assert result.score > 0.5, str(result)
+
+
+def test_resume_continues_the_same_run(tmp_path: Path):
+    first = league.train(TTT, num_policies=2, total_steps=6_000, run_dir=str(tmp_path), **FAST)
+    steps = first.env_steps
+    board = first.leaderboard()
+    state = json.loads((tmp_path / "trainer.json").read_text())
+    weights = {
+        pid: torch.load(tmp_path / f, weights_only=False)["state"]
+        for pid, f in state["files"].items()
+        if pid in ("p0", "p1")
+    }
+
+    loaded = league.load(tmp_path)
+    assert loaded.env_steps == steps
+    pd.testing.assert_frame_equal(loaded.leaderboard(), board)
+    for pid, saved in weights.items():
+        now = loaded._trainer.learners[pid].state_dict()
+        for name, tensor in saved["model"].items():
+            assert torch.equal(now["model"][name], tensor)
+        assert now["version"] == saved["version"]
+
+    resumed = league.train(TTT, resume=str(tmp_path), total_steps=12_000, **FAST)
+    assert resumed.env_steps >= 12_000
+    games_before = board.set_index("policy")["games"]
+    games_after = resumed.leaderboard().set_index("policy")["games"]
+    assert (games_after.loc[games_before.index] >= games_before).all()
+    assert games_after.sum() > games_before.sum()
+
+
+def test_sigkill_mid_run_then_resume(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    code = (
+        "import league, torch; torch.set_num_threads(1);"
+        f"league.train({TTT!r}, num_policies=2, total_steps=10**9, run_dir={str(run_dir)!r},"
+        " num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False,"
+        " checkpoint_seconds=1)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "trainer.json").exists():
+            assert proc.poll() is None, "training process died"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.2)
+        time.sleep(2.5)  # let it write more checkpoints, then kill it mid-flight
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    state = json.loads((run_dir / "trainer.json").read_text())
+    assert state["env_steps"] > 0
+    resumed = league.train(TTT, resume=str(run_dir), total_steps=state["env_steps"] + 2_000, **FAST)
+    assert resumed.env_steps >= state["env_steps"] + 2_000
+
+
+def test_unknown_algorithm_is_refused_before_training(tmp_path: Path):
+    with pytest.raises(ValueError, match="unknown algorithm 'sarsa'"):
+        league.train(TTT, policies=["sarsa"], run_dir=str(tmp_path), **FAST)
+    assert not (tmp_path / "trainer.json").exists()
+
+
+def test_batch_rule_names_the_numbers_to_change(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"batch_size=300 must be a multiple of .*batch_size=256"):
+        league.train(TTT, num_policies=2, run_dir=str(tmp_path), **{**FAST, "batch_size": 300})
+
+
+def test_unsupported_space_names_space_and_seat(tmp_path: Path):
+    # mpe2 continuous actions are a Box: DQN has no model for them.
+    with pytest.raises(ValueError, match=r"Box.*seat 'agent_0'|seat 'agent_0'.*Box"):
+        league.train(
+            "mpe2.simple_v3",
+            policies=["dqn"],
+            env_kwargs={"continuous_actions": True},
+            run_dir=str(tmp_path),
+            **{**FAST, "num_envs": 8, "batch_size": 256},
+        )
+
+
+def test_unwritable_run_dir_fails_before_training(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(RunDirError, match="not writable"):
+        league.train(TTT, num_policies=2, run_dir=str(blocker / "run"), **FAST)
+
+
+def test_resume_refuses_other_env_and_incomplete_dirs(tmp_path: Path):
+    league.train(TTT, num_policies=2, total_steps=2_048, run_dir=str(tmp_path / "ttt"), **FAST)
+    with pytest.raises(RunDirError, match="tictactoe"):
+        league.train("classic/connect_four-v3", resume=str(tmp_path / "ttt"), **FAST)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text(json.dumps({"num_policies": 2}))
+    with pytest.raises(RunDirError, match="no complete checkpoint"):
+        league.train(TTT, resume=str(tmp_path / "empty"), **FAST)
+
+
+def _overflowing_tictactoe():
+    """Tic-tac-toe whose rewards are finite but so large that squared errors overflow."""
+    from pettingzoo.classic import tictactoe_v3
+    from pettingzoo.utils import BaseWrapper
+
+    class Overflow(BaseWrapper):
+        def last(self, observe=True):
+            obs, reward, term, trunc, info = super().last(observe)
+            return obs, reward * 1e30, term, trunc, info
+
+    return Overflow(tictactoe_v3.env())
+
+
+def test_nan_loss_stops_that_learner_and_keeps_its_checkpoint(tmp_path: Path):
+    run = league.train(
+        _overflowing_tictactoe,
+        policies=[{"id": "bad", "algo": "ppo"}],
+        total_steps=8_000,
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    state = json.loads((tmp_path / "trainer.json").read_text())
+    assert "bad" in state["stopped"] and "non-finite" in state["stopped"]["bad"].lower()
+    assert run.env_steps < 8_000  # every learner stopped, so the run ended early
+    saved = torch.load(tmp_path / state["files"]["bad"], weights_only=False)["state"]
+    for tensor in saved["model"].values():
+        assert torch.isfinite(tensor).all()
+    obs = np.zeros((3, 3, 2), dtype=np.int8)
+    assert run.policy("bad").act(obs, np.ones(9, dtype=bool)) in range(9)
