@@ -17,15 +17,15 @@ DEMO_ENV = "classic/connect_four-v3"
 
 def _parse_value(kind: Any) -> Any:
     """An argparse `type` for a config field's annotation (JSON for lists and dicts)."""
-    text = str(kind)
-    if "list" in text or "dict" in text:
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if args and typing.get_origin(kind) not in (list, dict):
+        kind = args[0]  # X | None -> X
+    if typing.get_origin(kind) in (list, dict) or kind in (list, dict):
         return json.loads
-    if text.startswith("int"):
-        return int
-    if text.startswith("float"):
-        return float
-    if text.startswith("bool"):
+    if kind is bool:
         return _bool
+    if kind in (int, float):
+        return kind
     return str
 
 
@@ -49,7 +49,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             dest=f.name,
             type=_parse_value(hints[f.name]),
             default=argparse.SUPPRESS,
-            help=f"{f.metadata.get('help', '')} (default: {json.dumps(default)})",
+            help=f"{f.metadata.get('help', '')} (default: {json.dumps(default)})".replace(
+                "%", "%%"
+            ),
         )
 
 

@@ -100,6 +100,8 @@ class Trainer:
         if config.env is None:
             config.env = env_spec(env_fn)
         torch.manual_seed(config.seed)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
         probe = wrappers.multiagent(env_fn, pad=config.pad, env_kwargs=config.env_kwargs or None)
         self.env_name = probe.name
         self.seats = list(probe.possible_agents)

@@ -1,0 +1,148 @@
+"""Learning benchmark: the README defaults on connect four for 10 minutes.
+
+Trains in chunks (`--chunk` seconds each, resuming the same run), and after
+every chunk plays the top-rated learner against the random policy and against
+the previous chunk's top learner, both seats alternated. Writes the learning
+curve to docs/learning_curve.png and prints a markdown summary with 95%
+Wilson intervals. Evaluation time is not counted as training time.
+
+    .venv/bin/python tests/benchmarks/bench_learning.py --minutes 10 --games 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import league
+from league.evaluate import play_games
+
+ENV = "classic/connect_four-v3"
+
+
+class Batch:
+    def __init__(self, handle):
+        self.handle = handle
+
+    def act(self, obs, mask):
+        return self.handle.act_batch(obs, mask)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--chunk", type=float, default=60.0, help="seconds between evaluations")
+    parser.add_argument("--games", type=int, default=400, help="games in the final evaluation")
+    parser.add_argument("--curve-games", type=int, default=100, help="games per curve point")
+    parser.add_argument("--run-dir", default="runs/bench_learning")
+    parser.add_argument("--plot", default="docs/learning_curve.png")
+    args = parser.parse_args()
+
+    run_dir = Path(args.run_dir)
+    if run_dir.exists():
+        raise SystemExit(f"{run_dir} exists; remove it or pass --run-dir")
+    points = []
+    previous = None
+    trained = 0.0
+    run = None
+    while trained < args.minutes * 60 - 1:
+        chunk = min(args.chunk, args.minutes * 60 - trained)
+        start = time.monotonic()
+        if run is None:
+            run = league.train(
+                ENV,
+                num_policies=6,
+                max_seconds=chunk,
+                total_steps=0,
+                run_dir=str(run_dir),
+                progress=False,
+            )
+        else:
+            run = league.train(
+                ENV, resume=str(run_dir), max_seconds=chunk, total_steps=0, progress=False
+            )
+        trained += time.monotonic() - start
+        best = run.best()
+        handle = run.policy(best)
+        games = args.games if trained >= args.minutes * 60 - 1 else args.curve_games
+        vs_random = play_games(
+            ENV,
+            Batch(handle),
+            Batch(run.policy("random")),
+            games=games,
+            seed=len(points),
+            policy_name=best,
+            opponent_name="random",
+        )
+        vs_previous = None
+        if previous is not None:
+            vs_previous = play_games(
+                ENV,
+                Batch(handle),
+                Batch(previous),
+                games=args.curve_games,
+                seed=len(points),
+                policy_name=best,
+                opponent_name="previous best",
+            )
+        points.append(
+            {
+                "seconds": round(trained, 1),
+                "env_steps": run.env_steps,
+                "best": best,
+                "vs_random": vs_random.win_rate,
+                "vs_random_ci": vs_random.interval(),
+                "vs_random_games": vs_random.games,
+                "vs_previous": None if vs_previous is None else vs_previous.score,
+            }
+        )
+        print(json.dumps(points[-1]), flush=True)
+        previous = copy.deepcopy(handle)
+
+    final = points[-1]
+    steps_per_s = final["env_steps"] / final["seconds"]
+    lo, hi = final["vs_random_ci"]
+    print()
+    print("| minutes | env steps | steps/s | top learner | games vs random | win rate | 95% CI |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| {final['seconds'] / 60:.1f} | {final['env_steps']:,} | {steps_per_s:,.0f} | "
+        f"{final['best']} | {final['vs_random_games']} | {final['vs_random']:.3f} | "
+        f"{lo:.3f}-{hi:.3f} |"
+    )
+    _plot(points, args.plot)
+
+
+def _plot(points: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [p["seconds"] / 60 for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(
+        minutes, [p["vs_random"] for p in points], "o-", label="top learner vs random (win rate)"
+    )
+    lo = [p["vs_random_ci"][0] for p in points]
+    hi = [p["vs_random_ci"][1] for p in points]
+    ax.fill_between(minutes, lo, hi, alpha=0.2)
+    prev = [(m, p["vs_previous"]) for m, p in zip(minutes, points) if p["vs_previous"] is not None]
+    if prev:
+        ax.plot(*zip(*prev), "s--", label="top learner vs previous top (score)")
+    ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("training time (minutes, 2 CPU cores)")
+    ax.set_ylabel("rate")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("connect four, README defaults (6 PPO learners)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"curve: {path}")
+
+
+if __name__ == "__main__":
+    main()
