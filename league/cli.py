@@ -55,6 +55,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="league", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

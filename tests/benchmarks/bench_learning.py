@@ -130,9 +130,14 @@ def _plot(points: list[dict], path: str) -> None:
     lo = [p["vs_random_ci"][0] for p in points]
     hi = [p["vs_random_ci"][1] for p in points]
     ax.fill_between(minutes, lo, hi, alpha=0.2)
-    prev = [(m, p["vs_previous"]) for m, p in zip(minutes, points) if p["vs_previous"] is not None]
+    prev = [
+        (m, p["vs_previous"])
+        for m, p in zip(minutes, points, strict=True)
+        if p["vs_previous"] is not None
+    ]
     if prev:
-        ax.plot(*zip(*prev), "s--", label="top learner vs previous top (score)")
+        xs, ys = zip(*prev, strict=True)
+        ax.plot(xs, ys, "s--", label="top learner vs previous top (score)")
     ax.axhline(0.95, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("training time (minutes, 2 CPU cores)")
     ax.set_ylabel("rate")
