@@ -78,8 +78,17 @@ class SampleBuffer:
 class Collector:
     """Steps a vector env with a mapping deciding who plays which seat."""
 
-    def __init__(self, vec: Any, mapping: Any, actors: dict[str, Actor], seed: int = 0) -> None:
+    def __init__(
+        self,
+        vec: Any,
+        mapping: Any,
+        actors: dict[str, Actor],
+        env_batches: list[tuple[int, int]] | None = None,
+    ) -> None:
         self.vec = vec
+        # Batched mode: contiguous env ranges, each with one policy per role, so
+        # a role's whole (envs, seats) block goes through one forward pass.
+        self.env_batches = env_batches
         self.mapping = mapping
         self.actors = actors
         self.ids = list(actors)
@@ -218,6 +227,9 @@ class Collector:
         vec = self.vec
         active = vec.active
         self.decisions += int(active.sum())
+        if self.env_batches is not None:
+            self._act_batched(active)
+            return
         for pi in np.unique(self.assignment[active]):
             e, s = np.nonzero(active & (self.assignment == pi))
             actor = self.actors[self.ids[pi]]
@@ -228,31 +240,77 @@ class Collector:
             mask = None if masks is None else masks[e, k]
             actions, extras = actor.act(obs, mask)
             vec.actions[role][e, k] = actions
-            if actor.learner is None:
-                continue
-            still_open = self.pending[e, s]
-            if still_open.any():
-                oe, os_ = e[still_open], s[still_open]
-                self._emit(
+            if actor.learner is not None:
+                self._record(actor, pi, e, s, obs, mask, actions, extras)
+
+    def _act_batched(self, active: np.ndarray) -> None:
+        vec = self.vec
+        for lo, hi in self.env_batches:
+            for role, seats in vec.role_seats.items():
+                pi = self.assignment[lo, seats[0]]
+                actor = self.actors[self.ids[pi]]
+                block = vec.obs[role][lo:hi]
+                n = block.shape[0] * block.shape[1]
+                obs = block.reshape(n, *block.shape[2:])
+                masks = vec.action_masks[role]
+                mask = None if masks is None else masks[lo:hi].reshape(n, -1)
+                actions, extras = actor.act(obs, mask)
+                vec.actions[role][lo:hi] = actions.reshape(vec.actions[role][lo:hi].shape)
+                if actor.learner is None:
+                    continue
+                rows = np.flatnonzero(active[lo:hi][:, seats])
+                if not len(rows):
+                    continue
+                e = lo + rows // len(seats)
+                s = np.asarray(seats)[rows % len(seats)]
+                self._record(
                     actor,
-                    oe,
-                    os_,
-                    extras["value"][still_open].astype(np.float32),
-                    obs[still_open],
-                    None if mask is None else mask[still_open],
-                    np.zeros(len(oe), bool),
-                    np.zeros(len(oe), bool),
+                    pi,
+                    e,
+                    s,
+                    obs[rows],
+                    None if mask is None else mask[rows],
+                    actions[rows],
+                    {key: v[rows] for key, v in extras.items()},
                 )
-            self.pending[e, s] = True
-            self.p_learner[e, s] = pi
-            self.p_reward[e, s] = 0.0
-            self.p_value[e, s] = extras["value"]
-            self.p_logprob[e, s] = extras.get("logprob", 0.0)
-            self.p_version[e, s] = actor.learner.version
-            self.p_obs[role][e, k] = obs
-            self.p_action[role][e, k] = actions
-            if mask is not None:
-                self.p_mask[role][e, k] = mask
+
+    def _record(
+        self,
+        actor: Actor,
+        pi: int,
+        e: np.ndarray,
+        s: np.ndarray,
+        obs: np.ndarray,
+        mask: np.ndarray | None,
+        actions: np.ndarray,
+        extras: dict[str, np.ndarray],
+    ) -> None:
+        """Close the seats' previous samples (their next value is known now), open new ones."""
+        role = self.seat_role[s[0]]
+        k = self.role_local[s]
+        still_open = self.pending[e, s]
+        if still_open.any():
+            oe, os_ = e[still_open], s[still_open]
+            self._emit(
+                actor,
+                oe,
+                os_,
+                extras["value"][still_open].astype(np.float32),
+                obs[still_open],
+                None if mask is None else mask[still_open],
+                np.zeros(len(oe), bool),
+                np.zeros(len(oe), bool),
+            )
+        self.pending[e, s] = True
+        self.p_learner[e, s] = pi
+        self.p_reward[e, s] = 0.0
+        self.p_value[e, s] = extras["value"]
+        self.p_logprob[e, s] = extras.get("logprob", 0.0)
+        self.p_version[e, s] = actor.learner.version
+        self.p_obs[role][e, k] = obs
+        self.p_action[role][e, k] = actions
+        if mask is not None:
+            self.p_mask[role][e, k] = mask
 
     def _emit(
         self,

@@ -11,8 +11,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("sync",)
-
 
 def option(default: Any, help: str, factory: bool = False) -> Any:
     """A config field with its documentation, shown by `python -m league train --help`."""
@@ -38,7 +36,28 @@ class TrainConfig:
         "``dqn``), optional ``id`` and ``role``, and that algorithm's config fields.",
     )
     mode: str = option(
-        "sync", "Collection mode. ``sync``: collect, then train every learner, then collect."
+        "sync",
+        "Collection mode. ``sync``: collect one batch per learner, train every learner, "
+        "collect again (deterministic, no policy lag). ``async``: learners train in "
+        "background threads while collection goes on.",
+    )
+    batched: bool = option(
+        False,
+        "Run each role's whole (envs, seats) block of an env batch through one forward "
+        "pass: one learner per role per block of envs, no mixing inside an env.",
+    )
+    mix_policies_in_one_env: bool | None = option(
+        None,
+        "Let the league put different policies in the seats of one env (default: on, off "
+        "when batched). Off: one policy per role per env.",
+    )
+    num_batches_to_accumulate: int = option(
+        2, "Async: batches that may wait for a learner before collection waits for it."
+    )
+    max_policy_lag: int = option(
+        4,
+        "Async: samples acted by a policy version more than this many updates behind "
+        "the learner are dropped before an update.",
     )
     num_envs: int = option(12, "Environments stepped side by side.")
     num_workers: int = option(0, "Env worker processes; 0 steps the envs in the training process.")
@@ -94,11 +113,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse configs that cannot work, before anything is built."""
-        if self.mode not in MODES:
-            raise ValueError(
-                f"mode={self.mode!r} is not available; choose one of {MODES} "
-                "(async and batched collection are not built yet)"
-            )
         for name in ("num_envs", "rollout", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")

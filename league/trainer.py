@@ -1,6 +1,8 @@
-"""The sync trainer: collect one batch per learner, train every learner, repeat.
+"""The trainer: builds learners, league and envs from a config and runs the loop.
 
-It owns the run directory (DESIGN.md section 5): config, league state,
+In sync mode it collects one batch per learner, trains every learner, and
+repeats; in async mode learners train in background threads while collection
+goes on (league/learner.py). It owns the run directory (DESIGN.md section 5): config, league state,
 match records, checkpoints and TensorBoard scalars, and resumes a run from its
 last checkpoint. Checkpoints are written policy files first, then
 ``league.json``, then ``trainer.json``; ``trainer.json`` is the commit point,
@@ -9,8 +11,10 @@ so a run killed at any moment resumes from the last complete checkpoint.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import queue
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +30,9 @@ from league.algos.base import NonFiniteLossError
 from league.collect import Actor, Collector, SampleBuffer
 from league.config import TrainConfig
 from league.devices import policy_device
+from league.learner import LearnerThread, SharedPolicy
 from league.manager import League, LeagueConfig
+from league.modes import BatchedMapping, OnePolicyPerRole, check_modes, env_batches
 from league.policies import CallablePolicy, RandomPolicy
 
 TRAINER_FILE = "trainer.json"
@@ -113,7 +119,21 @@ class Trainer:
         decisions = 1 if isinstance(probe, wrappers.AECMultiAgentEnv) else probe.num_agents
         probe.close()
         self.specs = learner_specs(config, self.roles)
-        check_batch_rule(config, len(self.specs), decisions)
+        per_role = max(sum(s["role"] == r for s in self.specs) for r in set(self.roles))
+        check_modes(config, per_role, custom_mapping=mapping is not None)
+        if config.mode == "sync":
+            check_batch_rule(config, len(self.specs), decisions)
+        self.mix = (
+            config.mix_policies_in_one_env
+            if config.mix_policies_in_one_env is not None
+            else not config.batched
+        )
+        self.batches = env_batches(config.num_envs, per_role) if config.batched else None
+        self.threads: dict[str, LearnerThread] = {}
+        self.shared: dict[str, SharedPolicy] = {}
+        self.updates: queue.Queue = queue.Queue()
+        self._last_checkpoint = time.monotonic()
+        self._leader_text = ""
         self.run_dir = Path(resume or config.run_dir or _default_run_dir(self.env_name))
         if resume:
             self._check_resume_dir()
@@ -152,11 +172,16 @@ class Trainer:
         )
 
     def _build_league(self) -> League:
+        options = {"seed": self.config.seed, **self.config.league}
+        if self.config.mode == "sync":
+            # Sync training promises every learner the same experience: a
+            # deterministic round-robin unless the user picks a strategy.
+            options.setdefault("strategy", "round_robin")
         league = League(
             self.seats,
             self.roles,
             teams=self.config.teams,
-            config=LeagueConfig(**{"seed": self.config.seed, **self.config.league}),
+            config=LeagueConfig(**options),
             mapping=self.mapping,
         )
         for spec in self.specs:
@@ -181,11 +206,13 @@ class Trainer:
         for pid, record in self.league.policies.items():
             if pid in self.learners:
                 algo = self.learners[pid]
+                # Async: act with the published copy, never the model in training.
+                acting = self.shared.get(pid, algo)
                 actors[pid] = Actor(
                     pid,
                     record.role,
-                    algo.act,
-                    learner=algo,
+                    acting.act,
+                    learner=acting,
                     buffer=SampleBuffer(keep_next_obs=not algo.on_policy),
                 )
             else:
@@ -204,72 +231,155 @@ class Trainer:
             env_kwargs=config.env_kwargs or None,
         )
         self.writer = self._tensorboard()
-        collector = Collector(vec, self.league, self._actors())
-        progress = _progress(config, self.env_steps)
-        start = time.monotonic()
-        elapsed_before = self.elapsed
-        last_checkpoint = start
-        steps_at_start = self.env_steps
+        if config.mode == "async":
+            self.threads = self._start_learner_threads()
+        collector = Collector(vec, self._mapping(), self._actors(), env_batches=self.batches)
+        self.progress = _progress(config, self.env_steps)
+        self._clock = (time.monotonic(), self.elapsed, self.env_steps)
         try:
             collector.start(seed=config.seed + self.iteration * 7919)
             collector.env_steps = self.env_steps
-            while not self._should_stop(start):
-                for _ in range(config.rollout):
-                    collector.step()
-                self.env_steps = collector.env_steps
-                self.iteration += 1
-                self._train(collector)
-                self._log_returns(collector)
-                self.elapsed = elapsed_before + time.monotonic() - start
-                rate = (self.env_steps - steps_at_start) / max(time.monotonic() - start, 1e-9)
-                if progress is not None:
-                    progress.update(self.env_steps - progress.n)
-                    progress.set_postfix_str(f"{rate:,.0f} steps/s", refresh=False)
-                if time.monotonic() - last_checkpoint >= config.checkpoint_seconds:
-                    self.checkpoint()
-                    last_checkpoint = time.monotonic()
-                    if progress is not None:
-                        progress.set_postfix_str(f"{rate:,.0f} steps/s {self._leader()}")
+            if config.mode == "async":
+                self._loop_async(collector)
+            else:
+                self._loop_sync(collector)
         finally:
+            self._stop_learner_threads()
             vec.close()
-            if progress is not None:
-                progress.close()
+            if self.progress is not None:
+                self.progress.close()
         self.checkpoint()
         if self.writer is not None:
             self.writer.close()
         return self.league
 
-    def _should_stop(self, start: float) -> bool:
+    def _mapping(self) -> Any:
+        if self.batches is not None:
+            return BatchedMapping(self.league, self.roles, self.batches)
+        if not self.mix:
+            return OnePolicyPerRole(self.league, self.roles)
+        return self.league
+
+    def _loop_sync(self, collector: Collector) -> None:
+        """Collect `rollout` steps of every env, train each learner that has a batch, repeat."""
+        while not self._should_stop():
+            for _ in range(self.config.rollout):
+                collector.step()
+            self.env_steps = collector.env_steps
+            for pid, algo in self.learners.items():
+                buffer = collector.actors[pid].buffer
+                if pid not in self.stopped and buffer.count >= self.config.batch_size:
+                    batch = buffer.take(self.config.batch_size)
+                    try:
+                        stats = algo.learn(batch)
+                    except NonFiniteLossError as err:
+                        self._stop_learner(pid, str(err))
+                        continue
+                    self._after_update(pid, len(batch["rewards"]), stats, collector)
+            self._end_iteration(collector)
+
+    def _loop_async(self, collector: Collector) -> None:
+        """Step envs without pause; full batches go to the learner threads' queues."""
+        size = self.config.batch_size
+        backlog = size * (self.config.num_batches_to_accumulate + 1)
+        while not self._should_stop():
+            for _ in range(self.config.rollout):
+                collector.step()
+                for pid, thread in self.threads.items():
+                    buffer = collector.actors[pid].buffer
+                    while pid not in self.stopped and buffer.count >= size:
+                        if thread.batches.full() and buffer.count < backlog:
+                            break  # keep collecting; the learner is busy
+                        # Blocks only when a whole extra backlog has piled up.
+                        thread.batches.put(buffer.take(size))
+                self._drain_updates(collector)
+            self.env_steps = collector.env_steps
+            self._end_iteration(collector)
+
+    def _drain_updates(self, collector: Collector) -> None:
+        while True:
+            try:
+                update = self.updates.get_nowait()
+            except queue.Empty:
+                return
+            if update.error is not None:
+                raise RuntimeError(
+                    f"learner {update.policy_id!r} failed during an update"
+                ) from update.error
+            if update.stopped is not None:
+                self._stop_learner(update.policy_id, update.stopped)
+            elif update.samples:
+                self._after_update(update.policy_id, update.samples, update.stats, collector)
+
+    def _end_iteration(self, collector: Collector) -> None:
+        self.iteration += 1
+        self._log_returns(collector)
+        started, elapsed_before, steps_before = self._clock
+        now = time.monotonic()
+        self.elapsed = elapsed_before + now - started
+        rate = (self.env_steps - steps_before) / max(now - started, 1e-9)
+        status = f"{rate:,.0f} steps/s"
+        if self.threads:
+            lags = [t.lag for t in self.threads.values() if t.lag.trained]
+            if lags:
+                status += (
+                    f" lag {min(g.lag_min for g in lags)}/"
+                    f"{sum(g.lag_avg for g in lags) / len(lags):.1f}/{max(g.lag_max for g in lags)}"
+                )
+        if now - self._last_checkpoint >= self.config.checkpoint_seconds:
+            self.checkpoint()
+            self._leader_text = self._leader()
+        if self.progress is not None:
+            self.progress.update(self.env_steps - self.progress.n)
+            self.progress.set_postfix_str(f"{status} {self._leader_text}".strip())
+
+    def _should_stop(self) -> bool:
         c = self.config
         if c.total_steps and self.env_steps >= c.total_steps:
             return True
-        if c.max_seconds and time.monotonic() - start >= c.max_seconds:
+        if c.max_seconds and time.monotonic() - self._clock[0] >= c.max_seconds:
             return True
         return len(self.stopped) == len(self.learners)
 
-    def _train(self, collector: Collector) -> None:
+    def _after_update(
+        self, pid: str, samples: int, stats: dict[str, float], collector: Collector
+    ) -> None:
+        self.learner_steps[pid] += samples
+        for key, value in stats.items():
+            self._scalar(f"{pid}/{key}", value)
+        if self.league.should_snapshot(pid, self.learner_steps[pid]):
+            self._snapshot(pid, collector)
+
+    def _stop_learner(self, pid: str, reason: str) -> None:
+        # The failed update was rolled back: this learner keeps the weights of
+        # its last good update (and checkpoint) and trains no more.
+        self.stopped[pid] = reason
+        self._scalar(f"{pid}/stopped", 1.0)
+        print(f"league: learner {pid!r} stopped training: {reason}")
+
+    def _start_learner_threads(self) -> dict[str, LearnerThread]:
+        threads = {}
         for pid, algo in self.learners.items():
-            buffer = collector.actors[pid].buffer
-            if pid in self.stopped or buffer.count < self.config.batch_size:
-                continue
-            batch = buffer.take(self.config.batch_size)
-            try:
-                stats = algo.learn(batch)
-            except NonFiniteLossError as err:
-                # The update was rolled back; this learner stops training and
-                # keeps the weights of its last good update (and checkpoint).
-                self.stopped[pid] = str(err)
-                self._scalar(f"{pid}/stopped", 1.0)
-                print(f"league: learner {pid!r} stopped training: {err}")
-                continue
-            self.learner_steps[pid] += len(batch["rewards"])
-            for key, value in stats.items():
-                self._scalar(f"{pid}/{key}", value)
-            if self.league.should_snapshot(pid, self.learner_steps[pid]):
-                self._snapshot(pid, collector)
+            self.shared[pid] = SharedPolicy(algo)
+            threads[pid] = LearnerThread(
+                pid,
+                algo,
+                self.shared[pid],
+                self.config.num_batches_to_accumulate,
+                self.config.max_policy_lag,
+                self.updates,
+            )
+            threads[pid].start()
+        return threads
+
+    def _stop_learner_threads(self) -> None:
+        for thread in self.threads.values():
+            thread.stop()
+        for thread in self.threads.values():
+            thread.join()
 
     def _snapshot(self, pid: str, collector: Collector) -> None:
-        frozen = self.learners[pid].frozen()
+        frozen = (self.shared[pid] if pid in self.shared else self.learners[pid]).frozen()
         sid = self.league.add_snapshot(pid, self.learner_steps[pid], frozen, copy_payload=False)
         record = self.league.policies[sid]
         collector.add_actor(Actor(sid, record.role, _acting(frozen)))
@@ -285,7 +395,12 @@ class Trainer:
         """Write every policy, then the league, then trainer.json (the commit point)."""
         files = {}
         for pid, algo in self.learners.items():
-            files[pid] = self._save_policy(pid, algo, self.learner_steps[pid])
+            thread = self.threads.get(pid)
+            if thread is None:
+                files[pid] = self._save_policy(pid, algo, self.learner_steps[pid])
+                continue
+            with thread.train_lock:  # not in the middle of an update
+                files[pid] = self._save_policy(pid, algo, self.learner_steps[pid])
         for pid, record in self.league.policies.items():
             if record.kind == "snapshot":
                 files[pid] = str(self._policy_path(pid, record.step).relative_to(self.run_dir))
@@ -302,8 +417,18 @@ class Trainer:
         }
         atomic_write_text(self.run_dir / TRAINER_FILE, json.dumps(state, indent=1, sort_keys=True))
         self._prune(files)
+        self._last_checkpoint = time.monotonic()
         if self.writer is not None:
             self._log_ratings()
+            for pid, thread in self.threads.items():
+                lag = thread.lag
+                for key, value in (
+                    ("lag_min", lag.lag_min),
+                    ("lag_avg", lag.lag_avg),
+                    ("lag_max", lag.lag_max),
+                    ("dropped_stale_total", lag.dropped),
+                ):
+                    self._scalar(f"{pid}/{key}", float(value))
             self.writer.flush()
 
     def _policy_path(self, pid: str, step: int) -> Path:
@@ -312,8 +437,6 @@ class Trainer:
     def _save_policy(self, pid: str, policy: Any, step: int) -> str:
         path = self._policy_path(pid, step)
         path.parent.mkdir(parents=True, exist_ok=True)
-        import io
-
         buffer = io.BytesIO()
         torch.save(
             {

@@ -1,0 +1,134 @@
+"""Async and batched collection, policy lag, mixing inside envs, devices, refused combinations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import league
+from league.devices import policy_device
+from league.evaluate import play_games
+
+TTT = "classic/tictactoe-v3"
+FAST = dict(num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+class _Batch:
+    def __init__(self, handle):
+        self.handle = handle
+
+    def act(self, obs, mask):
+        return self.handle.act_batch(obs, mask)
+
+
+def _beats_random(run) -> None:
+    best = run.best() if run.leaderboard()["games"].sum() else "p0"
+    result = play_games(
+        TTT, _Batch(run.policy(best)), _Batch(run.policy("random")), games=200, seed=7
+    )
+    assert result.interval()[0] > 0.5, str(result)
+
+
+def test_async_trains_while_collecting_and_mixes_learners_in_one_env(tmp_path: Path):
+    run = league.train(
+        TTT, num_policies=2, mode="async", total_steps=40_000, run_dir=str(tmp_path), **FAST
+    )
+    _beats_random(run)
+    threads = run._trainer.threads
+    assert all(t.lag.trained > 0 for t in threads.values())
+    # Every trained sample's version is recorded; lag stays within max_policy_lag.
+    assert all(0 <= t.lag.lag_min <= t.lag.lag_max <= 4 for t in threads.values())
+    matches = pd.read_csv(tmp_path / "matches.csv")
+    pairs = matches["policies"].str.split(";")
+    assert any(set(p) == {"p0", "p1"} for p in pairs), "no p0-vs-p1 match inside one env"
+
+
+def test_batched_collection_trains(tmp_path: Path):
+    run = league.train(
+        TTT,
+        num_policies=2,
+        batched=True,
+        total_steps=40_000,
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    _beats_random(run)
+    matches = pd.read_csv(tmp_path / "matches.csv")
+    # One learner per env batch: never two policies in one env.
+    assert (matches["policies"].str.split(";").map(lambda p: len(set(p))) == 1).all()
+
+
+def test_forced_lag_drops_stale_samples(tmp_path: Path):
+    run = league.train(
+        TTT,
+        policies=[{"id": "slow", "algo": "ppo", "update_epochs": 30}],
+        mode="async",
+        max_policy_lag=0,
+        num_batches_to_accumulate=3,
+        total_steps=12_000,
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    lag = run._trainer.threads["slow"].lag
+    assert lag.dropped > 0  # batches queued behind a running update went stale
+    assert lag.lag_max == 0  # nothing older than max_policy_lag was trained on
+
+
+def test_device_rule_policy_i_on_gpu_i_mod_num_gpus():
+    assert [policy_device(i, num_gpus=2) for i in range(4)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+        "cuda:1",
+    ]
+    assert [policy_device(i, num_gpus=3) for i in range(4)] == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:2",
+        "cuda:0",
+    ]
+    assert policy_device(5, num_gpus=0) == "cpu"
+    assert policy_device(1, num_gpus=2, override="cpu") == "cpu"
+
+
+def test_learners_land_on_their_devices(tmp_path: Path):
+    run = league.train(TTT, num_policies=2, total_steps=256, run_dir=str(tmp_path), **FAST)
+    expected = torch.device(policy_device(0))
+    assert all(a.device == expected for a in run._trainer.learners.values())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "turbo"}, "mode='turbo' is unknown"),
+        ({"batched": True, "mix_policies_in_one_env": True}, "mix_policies_in_one_env=True"),
+        ({"batched": True, "num_envs": 7}, "multiple of 2"),
+        ({"mode": "async", "max_policy_lag": -1}, "max_policy_lag=-1"),
+        ({"mode": "async", "num_batches_to_accumulate": 0}, "num_batches_to_accumulate=0"),
+        ({"mix_policies_in_one_env": False}, "mode='sync' uses the league's fixed"),
+    ],
+)
+def test_impossible_combinations_are_refused_before_training(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        league.train(TTT, num_policies=2, run_dir=str(tmp_path), **{**FAST, **options})
+    assert not (tmp_path / "trainer.json").exists()
+
+
+def test_batched_refuses_a_custom_mapping(tmp_path: Path):
+    with pytest.raises(ValueError, match="custom mapping"):
+        league.train(
+            TTT,
+            num_policies=2,
+            batched=True,
+            mapping=lambda env_id, seats: ["p0", "p1"],
+            run_dir=str(tmp_path),
+            **FAST,
+        )
