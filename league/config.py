@@ -31,7 +31,7 @@ class TrainConfig:
     )
     policies: list[Any] | None = option(
         None,
-        'Per-learner algorithm configs, e.g. ``["ppo", {"algo": "dqn", "lr": 1e-3}]``. '
+        'Per-learner algorithm configs, e.g. ``["ppo", {"algo": "dqn", "learning_rate": 1e-3}]``. '
         "Each entry is an algorithm name or a dict with ``algo`` (``ppo``, ``a2c``, "
         "``dqn``), optional ``id`` and ``role``, and that algorithm's config fields.",
     )

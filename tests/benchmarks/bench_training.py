@@ -1,0 +1,175 @@
+"""Training throughput, side by side in one run: ours (sync, async, batched) against
+Stable-Baselines3 + SuperSuit, Sample Factory 2.1.1 and the plain PettingZoo loop.
+
+Every entry runs in its own process (so peak memory is its own) for the same
+number of seconds, one after the other, on the same machine; each prints one
+JSON line and this driver prints a markdown table with ratios. Same env,
+preprocessing, number of envs, network (MLP 64x64, Tanh, separate actor and
+critic), rollout and batch size everywhere (tests/benchmarks/baselines/README.md).
+
+    bash tests/benchmarks/setup_baselines.sh          # SB3 into .venv, Sample Factory venv
+    .venv/bin/python tests/benchmarks/bench_training.py --seconds 90
+
+"Training rate" is seat-steps that a learner trained on, per wall second,
+setup excluded: for ours, learner samples / time in the training loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINES = ROOT / "tests" / "benchmarks" / "baselines"
+MAIN_PY = str(ROOT / ".venv" / "bin" / "python")
+SF_PY = str(ROOT / ".bench" / "sf" / "bin" / "python")
+
+PISTONBALL = {"num_envs": 2, "rollout": 64, "batch_size": 2560}
+TICTACTOE = {"num_envs": 32, "rollout": 64, "batch_size": 2048}
+
+
+def ours(env: str, seconds: float, mode: str, batched: bool, workers: int) -> dict:
+    """Run our trainer for `seconds` and measure it (called in a child process)."""
+    import resource
+    import tempfile
+
+    sys.path.insert(0, str(BASELINES))
+    import _common
+
+    import league
+
+    _common.quiet()
+    settings = PISTONBALL if env == "pistonball" else TICTACTOE
+    env_fn = _pistonball if env == "pistonball" else "classic/tictactoe-v3"
+    ppo = {"algo": "ppo", "hidden_sizes": [64, 64], "update_epochs": 4, "num_minibatches": 4}
+    with tempfile.TemporaryDirectory() as run_dir:
+        run = league.train(
+            env_fn,
+            policies=[ppo],
+            opponents=[],
+            teams={f"piston_{i}": "pistons" for i in range(20)} if env == "pistonball" else None,
+            mode=mode,
+            batched=batched,
+            mix_policies_in_one_env=False if batched else None,
+            num_workers=workers,
+            max_seconds=seconds,
+            total_steps=0,
+            run_dir=run_dir,
+            progress=False,
+            tensorboard=False,
+            checkpoint_seconds=10**9,
+            **settings,
+        )
+        trainer = run._trainer
+        trained = sum(trainer.learner_steps.values())
+        usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        name = f"league {mode}{' batched' if batched else ''}, {workers} workers"
+        return {
+            "name": name,
+            "env": env,
+            "seat_steps_per_s": trained / trainer.elapsed,
+            "trained_samples": trained,
+            "seconds": trainer.elapsed,
+            "peak_rss_mb": (usage + children) / 1024,
+            **settings,
+        }
+
+
+def _pistonball():
+    sys.path.insert(0, str(BASELINES))
+    import _common
+
+    return _common.pistonball(max_cycles=125, obs="84", continuous=True)
+
+
+def _child(args: list[str], python: str = MAIN_PY, timeout: float = 900) -> dict | None:
+    out = subprocess.run([python, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    print(f"# {args[0]} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=90)
+    parser.add_argument("--env", choices=["pistonball", "tictactoe", "both"], default="both")
+    parser.add_argument("--ours-only", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        env, mode, batched, workers = args.child.split(",")
+        print(json.dumps(ours(env, args.seconds, mode, batched == "1", int(workers))))
+        return
+
+    envs = ["pistonball", "tictactoe"] if args.env == "both" else [args.env]
+    secs = str(args.seconds)
+    rows = []
+    for env in envs:
+        results = []
+        plain = _child([str(BASELINES / "plain_pettingzoo.py"), "--env", env, "--seconds", secs])
+        results.append(plain)
+        for mode, batched, workers in (
+            ("sync", 0, 0),
+            ("sync", 0, 2),
+            ("async", 0, 2),
+            ("sync", 1, 2),
+            ("async", 1, 2),
+        ):
+            if env == "tictactoe" and batched:
+                continue  # one learner, self-play: batched equals sync on this env
+            child = [__file__, "--seconds", secs, "--child", f"{env},{mode},{batched},{workers}"]
+            results.append(_child(child))
+        if not args.ours_only:
+            if env == "pistonball":
+                sb3 = [str(BASELINES / "sb3_supersuit.py"), "--seconds", secs, "--num-envs", "2"]
+                results.append(_child(sb3))
+            if os.path.exists(SF_PY):
+                sf_plain = [str(BASELINES / "plain_pettingzoo.py"), "--env", env, "--seconds", secs]
+                if env == "tictactoe":
+                    sf_plain += ["--adapter", "sf"]
+                sf_plain_result = _child(sf_plain, python=SF_PY)
+                if sf_plain_result:
+                    sf_plain_result["name"] += " (sf venv)"
+                results.append(sf_plain_result)
+                sf = [str(BASELINES / "sf_pettingzoo.py"), "--env", env, "--seconds", secs]
+                results.append(_child(sf, python=SF_PY))
+        for r in results:
+            if r:
+                print(json.dumps(r), flush=True)
+        rows.append((env, [r for r in results if r]))
+    _table(rows)
+
+
+def _table(rows: list) -> None:
+    for env, results in rows:
+        by_name = {r["name"]: r for r in results}
+        plain = next((r for r in results if r["name"] == "plain_pettingzoo"), None)
+        sb3 = by_name.get("sb3_supersuit")
+        sf = by_name.get("sf_pettingzoo")
+        print(f"\n### {env}\n")
+        print(
+            "| trainer | seat-steps/s | / plain loop | / SB3+SuperSuit | / Sample Factory | "
+            "peak RSS MB |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in results:
+            rate = r["seat_steps_per_s"]
+
+            def ratio(base):
+                return f"{rate / base['seat_steps_per_s']:.2f}x" if base else "-"
+
+            print(
+                f"| {r['name']} | {rate:,.0f} | {ratio(plain)} | {ratio(sb3)} | {ratio(sf)} | "
+                f"{r.get('peak_rss_mb', 0):,.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
