@@ -161,14 +161,11 @@ def _table(rows: list) -> None:
         print("| --- | --- | --- | --- | --- | --- |")
         for r in results:
             rate = r["seat_steps_per_s"]
-
-            def ratio(base):
-                return f"{rate / base['seat_steps_per_s']:.2f}x" if base else "-"
-
-            print(
-                f"| {r['name']} | {rate:,.0f} | {ratio(plain)} | {ratio(sb3)} | {ratio(sf)} | "
-                f"{r.get('peak_rss_mb', 0):,.0f} |"
+            ratios = " | ".join(
+                f"{rate / base['seat_steps_per_s']:.2f}x" if base else "-"
+                for base in (plain, sb3, sf)
             )
+            print(f"| {r['name']} | {rate:,.0f} | {ratios} | {r.get('peak_rss_mb', 0):,.0f} |")
 
 
 if __name__ == "__main__":
