@@ -73,6 +73,9 @@ class TrainConfig:
     )
     seed: int = option(0, "Seeds envs, matchmaking, models and action sampling.")
     run_dir: str | None = option(None, "Run directory; default ``runs/<env name>-<time>``.")
+    min_free_mb: int = option(
+        64, "Refuse to start when the run directory's disk has less free space than this."
+    )
     checkpoint_seconds: float = option(
         60.0, "Write checkpoints and league state at least this often."
     )

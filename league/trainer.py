@@ -37,7 +37,6 @@ from league.policies import CallablePolicy, RandomPolicy
 
 TRAINER_FILE = "trainer.json"
 CONFIG_FILE = "config.json"
-MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 class RunDirError(ValueError):
@@ -137,7 +136,7 @@ class Trainer:
         self.run_dir = Path(resume or config.run_dir or _default_run_dir(self.env_name))
         if resume:
             self._check_resume_dir()
-        _check_writable(self.run_dir)
+        _check_writable(self.run_dir, config.min_free_mb)
         self.learners = {
             spec["id"]: self._build_learner(i, spec) for i, spec in enumerate(self.specs)
         }
@@ -319,6 +318,7 @@ class Trainer:
         self.elapsed = elapsed_before + now - started
         rate = (self.env_steps - steps_before) / max(now - started, 1e-9)
         status = f"{rate:,.0f} steps/s"
+        self._scalar("train/env_steps_per_s", rate)
         if self.threads:
             lags = [t.lag for t in self.threads.values() if t.lag.trained]
             if lags:
@@ -576,7 +576,7 @@ def _default_run_dir(env_name: str) -> str:
     return os.path.join("runs", f"{env_name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _check_writable(run_dir: Path) -> None:
+def _check_writable(run_dir: Path, min_free_mb: int) -> None:
     """Fail before training when the run directory cannot hold a run."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -588,11 +588,12 @@ def _check_writable(run_dir: Path) -> None:
             f"run directory {str(run_dir)!r} is not writable ({err.strerror}); "
             "pass run_dir= a directory you can write to"
         ) from err
-    free = shutil.disk_usage(run_dir).free
-    if free < MIN_FREE_BYTES:
+    free_mb = shutil.disk_usage(run_dir).free // 2**20
+    if free_mb < min_free_mb:
         raise RunDirError(
-            f"run directory {str(run_dir)!r} has only {free // 2**20} MiB free; "
-            f"at least {MIN_FREE_BYTES // 2**20} MiB are needed for checkpoints"
+            f"run directory {str(run_dir)!r} has only {free_mb} MiB free; at least "
+            f"{min_free_mb} MiB (min_free_mb) are needed for checkpoints: free some space "
+            "or pass run_dir= on another disk"
         )
 
 

@@ -167,6 +167,15 @@ def test_unwritable_run_dir_fails_before_training(tmp_path: Path):
         league.train(TTT, num_policies=2, run_dir=str(blocker / "run"), **FAST)
 
 
+def test_full_disk_fails_before_training(tmp_path: Path):
+    import shutil
+
+    free_mb = shutil.disk_usage(tmp_path).free // 2**20
+    with pytest.raises(RunDirError, match=r"has only \d+ MiB free"):
+        league.train(TTT, num_policies=2, run_dir=str(tmp_path), min_free_mb=free_mb + 1024, **FAST)
+    assert not (tmp_path / "trainer.json").exists()
+
+
 def test_resume_refuses_other_env_and_incomplete_dirs(tmp_path: Path):
     league.train(TTT, num_policies=2, total_steps=2_048, run_dir=str(tmp_path / "ttt"), **FAST)
     with pytest.raises(RunDirError, match="tictactoe"):
