@@ -91,6 +91,21 @@ def test_trueskill_matches_the_trueskill_package() -> None:
         assert ratings.trueskill(policy) == (expected.mu, expected.sigma)
 
 
+def test_trueskill_one_vs_one_closed_form_equals_the_package() -> None:
+    env = trueskill.TrueSkill(draw_probability=0.1)
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        ratings = Ratings(trueskill_env=env)
+        ratings.update([["a"], ["b"]], [0, 1])  # both players exist
+        ratings.update([["b"], ["a"]], [0, int(rng.integers(0, 2))])  # a loss or a draw
+        before = {p: env.create_rating(*ratings.trueskill(p)) for p in "ab"}
+        ranks = [int(r) for r in rng.integers(0, 2, size=2)]
+        ratings.update([["a"], ["b"]], ranks)
+        (a,), (b,) = env.rate([[before["a"]], [before["b"]]], ranks=ranks)
+        assert ratings.trueskill("a") == pytest.approx((a.mu, a.sigma), abs=1e-9)
+        assert ratings.trueskill("b") == pytest.approx((b.mu, b.sigma), abs=1e-9)
+
+
 def test_trueskill_sigma_shrinks_with_games() -> None:
     rng = np.random.default_rng(0)
     ratings = Ratings()
