@@ -13,6 +13,7 @@ from wrappers.multiagent import (
     make_env,
     multiagent,
 )
+from wrappers.vector import VectorEnv, vector
 
 __all__ = [
     "AECMultiAgentEnv",
@@ -23,7 +24,9 @@ __all__ = [
     "ParallelMultiAgentEnv",
     "RewardError",
     "SpaceError",
+    "VectorEnv",
     "WorkerError",
     "make_env",
     "multiagent",
+    "vector",
 ]

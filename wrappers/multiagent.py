@@ -12,16 +12,51 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils import wrappers as pz_wrappers
 
 from wrappers.errors import ActionError, EnvError, RewardError
 from wrappers.spaces import MASK_KEY, SeatSpace, check_action, group_roles, pad_seats, seat_space
 
 ILLEGAL_ACTIONS = ("raise", "env")
+
+# PettingZoo's own AEC wrappers: each reaches agents, agent_selection, rewards,
+# terminations, truncations and infos only by forwarding to the env inside.
+_FORWARDING_WRAPPERS = (
+    pz_wrappers.OrderEnforcingWrapper,
+    pz_wrappers.AssertOutOfBoundsWrapper,
+    pz_wrappers.TerminateIllegalWrapper,
+    pz_wrappers.ClipOutOfBoundsWrapper,
+)
+
+
+@dataclass(slots=True)
+class StepOutput:
+    """Where `reset_into`/`step_into` write one env's per-seat results.
+
+    `step()` passes fresh lists and returns them; `wrappers.vector` passes rows
+    of its arrays, with `obs`, `masks` and `final_obs` as writers that copy into
+    the row (so no list is built and nothing is copied twice). Every field is
+    indexed by seat and written item by item. `rewards`, `terminated` and
+    `truncated` come in zeroed; `obs`, `active` and the masks of Discrete seats
+    are written for every seat; `final_obs`, `episode_return` and
+    `episode_length` only for seats whose episode ended.
+    """
+
+    obs: Any
+    masks: Any
+    final_obs: Any
+    rewards: Any
+    terminated: Any
+    truncated: Any
+    active: Any
+    episode_return: Any
+    episode_length: Any
 
 
 class MultiAgentEnv:
@@ -69,16 +104,32 @@ class MultiAgentEnv:
                 m.flags.writeable = False
         self._returns = [0.0] * self.num_agents
         self._lengths = [0] * self.num_agents
+        # True right after a step that ended the episode (and auto-reset the env).
+        self.episode_ended = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} seats={self.possible_agents}>"
 
     def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
-        raise NotImplementedError
+        out = self._new_lists()
+        self.reset_into(out, seed)
+        return out.obs, self._list_infos(out)
 
     def step(
         self, actions: Sequence[Any]
     ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
+        self._check_length(actions)
+        out = self._new_lists()
+        self.step_into(actions, out)
+        return out.obs, out.rewards, out.terminated, out.truncated, self._list_infos(out)
+
+    def reset_into(self, out: StepOutput, seed: int | None = None) -> None:
+        """`reset()` that writes into `out` instead of returning lists."""
+        raise NotImplementedError
+
+    def step_into(self, actions: Sequence[Any], out: StepOutput) -> None:
+        """`step()` that writes into `out` instead of returning lists: the fast
+        path `wrappers.vector` uses, with one action per seat in `actions`."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -103,10 +154,12 @@ class MultiAgentEnv:
             )
 
     def _action(self, i: int, action: Any, mask: np.ndarray | None) -> Any:
+        # With illegal_actions="env" the env rules on its own actions, but the
+        # actions padding added are none of its own: those are always refused.
         return check_action(
             self.action_spaces[i],
             action,
-            mask if self._check_masks else None,
+            mask if self._check_masks else self._seat_spaces[i].own_actions,
             self.name,
             self.possible_agents[i],
         )
@@ -119,11 +172,39 @@ class MultiAgentEnv:
             )
         return r
 
-    def _episode_info(self, i: int) -> dict:
-        stats = {"return": self._returns[i], "length": self._lengths[i]}
+    def _end_episode(self, i: int, out: StepOutput) -> None:
+        """Write seat i's episode stats to `out` and start counting its next episode."""
+        out.episode_return[i] = self._returns[i]
+        out.episode_length[i] = self._lengths[i]
         self._returns[i] = 0.0
         self._lengths[i] = 0
-        return stats
+
+    def _new_lists(self) -> StepOutput:
+        n = self.num_agents
+        return StepOutput(
+            obs=[None] * n,
+            masks=[None] * n,
+            final_obs=[None] * n,
+            rewards=[0.0] * n,
+            terminated=[False] * n,
+            truncated=[False] * n,
+            active=[False] * n,
+            episode_return=[0.0] * n,
+            episode_length=[0] * n,
+        )
+
+    def _list_infos(self, out: StepOutput) -> list[dict]:
+        infos = []
+        for j, legal in enumerate(self._all_legal):
+            info: dict[str, Any] = {}
+            if out.terminated[j] or out.truncated[j]:
+                info["final_obs"] = out.final_obs[j]
+                info["episode"] = {"return": out.episode_return[j], "length": out.episode_length[j]}
+            info["is_active"] = out.active[j]
+            if legal is not None:
+                info[MASK_KEY] = out.masks[j]
+            infos.append(info)
+        return infos
 
 
 class AECMultiAgentEnv(MultiAgentEnv):
@@ -145,82 +226,90 @@ class AECMultiAgentEnv(MultiAgentEnv):
         self._active = 0
         self._obs: np.ndarray = self._zeros[0]
         self._mask: np.ndarray | None = None
+        self._base = _base_env(env)
 
-    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+    def reset_into(self, out: StepOutput, seed: int | None = None) -> None:
         self._env.reset(seed=seed)
         self._returns = [0.0] * self.num_agents
         self._lengths = [0] * self.num_agents
-        rewards = [0.0] * self.num_agents
-        if self._advance(rewards, [False] * self.num_agents, [False] * self.num_agents, {}):
+        if self._advance(None):
             raise EnvError(f"env {self.name!r}: the episode ended during reset()")
-        obs = list(self._zeros)
-        obs[self._active] = self._obs
-        return obs, self._infos([{} for _ in range(self.num_agents)])
+        self._write(out)
 
-    def step(
-        self, actions: Sequence[Any]
-    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
-        self._check_length(actions)
-        n = self.num_agents
+    def step_into(self, actions: Sequence[Any], out: StepOutput) -> None:
         i = self._active
         action = self._action(i, actions[i], self._mask)
         self._lengths[i] += 1
         self._env.step(action)
-        rewards = [0.0] * n
-        terminated = [False] * n
-        truncated = [False] * n
-        final_obs: dict[int, np.ndarray] = {}
-        ended = self._advance(rewards, terminated, truncated, final_obs)
-        for j in range(n):
-            self._returns[j] += rewards[j]
-        infos: list[dict] = [{} for _ in range(n)]
-        for j, last in final_obs.items():
-            infos[j]["final_obs"] = last
-            infos[j]["episode"] = self._episode_info(j)
+        ended = self._advance(out)
+        self.episode_ended = ended
         if ended:
             self._env.reset()
-            if self._advance([0.0] * n, [False] * n, [False] * n, {}):
+            if self._advance(None):
                 raise EnvError(f"env {self.name!r}: the episode ended during reset()")
-        obs = list(self._zeros)
-        obs[self._active] = self._obs
-        return obs, rewards, terminated, truncated, self._infos(infos)
+        self._write(out)
 
-    def _advance(
-        self,
-        rewards: list[float],
-        terminated: list[bool],
-        truncated: list[bool],
-        final_obs: dict[int, np.ndarray],
-    ) -> bool:
-        """Run dead steps until a live seat is to move; True when the episode is over."""
+    def _advance(self, out: StepOutput | None) -> bool:
+        """Run dead steps until a live seat is to move; True when the episode is over.
+
+        Rewards, endings and final observations go to `out`; with None (right
+        after a reset) they belong to no episode and are dropped.
+        """
         env = self._env
-        while env.agents:
-            agent = env.agent_selection
+        base = self._base
+        state = env if base is None else base
+        while state.agents:
+            agent = state.agent_selection
             j = self._index[agent]
-            raw, r, term, trunc, info = env.last()
+            if base is None:
+                raw, r, term, trunc, info = env.last()
+            else:
+                # env.last(), reading the base env's dicts directly; observe()
+                # still goes through the wrappers, which may record or change it.
+                raw = env.observe(agent)
+                r = base._cumulative_rewards[agent]
+                term, trunc = base.terminations[agent], base.truncations[agent]
+                info = base.infos[agent]
             if r:
-                rewards[j] += self._reward(j, r)
+                r = self._reward(j, r)
+                if out is not None:
+                    out.rewards[j] += r
+                    self._returns[j] += r
             if term or trunc:
-                terminated[j] = bool(term)
-                truncated[j] = bool(trunc) and not term
-                final_obs[j] = self._seat_spaces[j].observation(raw)[0]
+                if out is not None:
+                    out.terminated[j] = bool(term)
+                    out.truncated[j] = bool(trunc) and not term
+                    out.final_obs[j] = self._seat_spaces[j].observation(raw)[0]
+                    self._end_episode(j, out)
                 env.step(None)
                 continue
             self._active = j
-            self._obs, self._mask = self._seat_spaces[j].observation(raw)
-            if self._mask is None and MASK_KEY in info:
-                self._mask = self._seat_spaces[j].pad_mask(np.asarray(info[MASK_KEY], dtype=bool))
+            self._obs, self._mask = self._seat_spaces[j].observation(raw, info)
             return False
         return True
 
-    def _infos(self, infos: list[dict]) -> list[dict]:
-        for j, info in enumerate(infos):
-            active = j == self._active
-            info["is_active"] = active
-            legal = self._all_legal[j]
+    def _write(self, out: StepOutput) -> None:
+        active = self._active
+        for j, legal in enumerate(self._all_legal):
+            live = j == active
+            out.active[j] = live
+            out.obs[j] = self._obs if live else self._zeros[j]
             if legal is not None:
-                info[MASK_KEY] = self._mask if active and self._mask is not None else legal
-        return infos
+                out.masks[j] = self._mask if live and self._mask is not None else legal
+
+
+def _base_env(env: AECEnv) -> AECEnv | None:
+    """The env inside PettingZoo's forwarding wrappers, when reading the turn
+    state there is the same as reading it through them; else None.
+
+    Each wrapper level costs a Python ``__getattr__`` call per attribute read
+    (about 2 µs for three levels), more than the rest of a step's bookkeeping.
+    """
+    while type(env) in _FORWARDING_WRAPPERS:
+        env = env.env
+    if isinstance(env, pz_wrappers.BaseWrapper) or type(env).last is not AECEnv.last:
+        return None
+    return env
 
 
 class ParallelMultiAgentEnv(MultiAgentEnv):
@@ -233,50 +322,40 @@ class ParallelMultiAgentEnv(MultiAgentEnv):
         spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
         super().__init__(name, seats, spaces, **opts)
         self._index = {a: i for i, a in enumerate(seats)}
+        # Per seat: observation (zeros while not live) and mask (None while not live).
+        self._obs: list[np.ndarray] = list(self._zeros)
         self._live: list[int] = []
         self._masks: list[np.ndarray | None] = [None] * self.num_agents
 
-    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+    def reset_into(self, out: StepOutput, seed: int | None = None) -> None:
         self._returns = [0.0] * self.num_agents
         self._lengths = [0] * self.num_agents
-        obs = self._reset(seed)
-        return obs, self._infos([{} for _ in range(self.num_agents)])
+        self._reset(seed)
+        self._write(out)
 
-    def _reset(self, seed: int | None) -> list[np.ndarray]:
+    def _reset(self, seed: int | None) -> None:
         raw_obs, raw_infos = self._env.reset(seed=seed)
-        obs = list(self._zeros)
+        self._obs = list(self._zeros)
         self._masks = [None] * self.num_agents
         self._live = []
         for agent in self._env.agents:
             j = self._index[agent]
             self._live.append(j)
-            obs[j], self._masks[j] = self._observe(j, raw_obs[agent], raw_infos.get(agent))
-        return obs
+            self._obs[j], self._masks[j] = self._observe(j, raw_obs[agent], raw_infos.get(agent))
 
     def _observe(self, j: int, raw: Any, info: dict | None) -> tuple[np.ndarray, Any]:
-        o, mask = self._seat_spaces[j].observation(raw)
-        if mask is None and info and MASK_KEY in info:
-            mask = self._seat_spaces[j].pad_mask(np.asarray(info[MASK_KEY], dtype=bool))
-        return o, mask
+        return self._seat_spaces[j].observation(raw, info)
 
-    def step(
-        self, actions: Sequence[Any]
-    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
-        self._check_length(actions)
-        n = self.num_agents
+    def step_into(self, actions: Sequence[Any], out: StepOutput) -> None:
         seats = self.possible_agents
         joint = {seats[j]: self._action(j, actions[j], self._masks[j]) for j in self._live}
         raw_obs, raw_rewards, raw_term, raw_trunc, raw_infos = self._env.step(joint)
-        rewards = [0.0] * n
-        terminated = [False] * n
-        truncated = [False] * n
         for agent, r in raw_rewards.items():
             j = self._index[agent]
             if r:
-                rewards[j] = self._reward(j, r)
-                self._returns[j] += rewards[j]
-        obs = list(self._zeros)
-        infos: list[dict] = [{} for _ in range(n)]
+                r = self._reward(j, r)
+                out.rewards[j] = r
+                self._returns[j] += r
         live = []
         for j in self._live:
             agent = seats[j]
@@ -285,33 +364,34 @@ class ParallelMultiAgentEnv(MultiAgentEnv):
             trunc = bool(raw_trunc.get(agent, False)) and not term
             o, mask = self._observe(j, raw_obs[agent], raw_infos.get(agent))
             if term or trunc:
-                terminated[j], truncated[j] = term, trunc
-                infos[j]["final_obs"] = o
-                infos[j]["episode"] = self._episode_info(j)
-                self._masks[j] = None
+                out.terminated[j], out.truncated[j] = term, trunc
+                out.final_obs[j] = o
+                self._end_episode(j, out)
+                self._obs[j], self._masks[j] = self._zeros[j], None
             else:
-                obs[j], self._masks[j] = o, mask
+                self._obs[j], self._masks[j] = o, mask
                 live.append(j)
         self._live = live
-        if not live or not self._env.agents:
+        self.episode_ended = not live or not self._env.agents
+        if self.episode_ended:
             for j in live:
                 # The env ended the episode without flagging these seats: their
                 # episode is over all the same, so close it as truncated.
-                truncated[j] = True
-                infos[j]["final_obs"] = obs[j]
-                infos[j]["episode"] = self._episode_info(j)
-            obs = self._reset(None)
-        return obs, rewards, terminated, truncated, self._infos(infos)
+                out.truncated[j] = True
+                out.final_obs[j] = self._obs[j]
+                self._end_episode(j, out)
+            self._reset(None)
+        self._write(out)
 
-    def _infos(self, infos: list[dict]) -> list[dict]:
-        live = set(self._live)
-        for j, info in enumerate(infos):
-            info["is_active"] = j in live
-            legal = self._all_legal[j]
+    def _write(self, out: StepOutput) -> None:
+        for j, legal in enumerate(self._all_legal):
+            out.obs[j] = self._obs[j]
+            out.active[j] = False
             if legal is not None:
                 mask = self._masks[j]
-                info[MASK_KEY] = mask if mask is not None and j in live else legal
-        return infos
+                out.masks[j] = legal if mask is None else mask
+        for j in self._live:
+            out.active[j] = True
 
 
 class GymMultiAgentEnv(MultiAgentEnv):
@@ -322,42 +402,42 @@ class GymMultiAgentEnv(MultiAgentEnv):
         name = _env_name(env)
         spaces = [seat_space("agent_0", env.observation_space, env.action_space, name)]
         super().__init__(name, ["agent_0"], spaces, **opts)
+        self._obs: np.ndarray = self._zeros[0]
         self._mask: np.ndarray | None = None
 
-    def reset(self, seed: int | None = None) -> tuple[list[np.ndarray], list[dict]]:
+    def reset_into(self, out: StepOutput, seed: int | None = None) -> None:
         self._returns, self._lengths = [0.0], [0]
         raw, info = self._env.reset(seed=seed)
-        return [self._observe(raw, info)], self._infos([{}])
+        self._obs = self._observe(raw, info)
+        self._write(out)
 
     def _observe(self, raw: Any, info: dict) -> np.ndarray:
-        obs, self._mask = self._seat_spaces[0].observation(raw)
-        if self._mask is None and MASK_KEY in info:
-            self._mask = self._seat_spaces[0].pad_mask(np.asarray(info[MASK_KEY], dtype=bool))
+        obs, self._mask = self._seat_spaces[0].observation(raw, info)
         return obs
 
-    def step(
-        self, actions: Sequence[Any]
-    ) -> tuple[list[np.ndarray], list[float], list[bool], list[bool], list[dict]]:
-        self._check_length(actions)
+    def step_into(self, actions: Sequence[Any], out: StepOutput) -> None:
         raw, r, term, trunc, info = self._env.step(self._action(0, actions[0], self._mask))
         reward = self._reward(0, r)
         self._returns[0] += reward
         self._lengths[0] += 1
-        infos: list[dict] = [{}]
+        out.rewards[0] = reward
         obs = self._observe(raw, info)
         term, trunc = bool(term), bool(trunc) and not term
-        if term or trunc:
-            infos[0]["final_obs"] = obs
-            infos[0]["episode"] = self._episode_info(0)
+        self.episode_ended = term or trunc
+        if self.episode_ended:
+            out.terminated[0], out.truncated[0] = term, trunc
+            out.final_obs[0] = obs
+            self._end_episode(0, out)
             raw, info = self._env.reset()
             obs = self._observe(raw, info)
-        return [obs], [reward], [term], [trunc], self._infos(infos)
+        self._obs = obs
+        self._write(out)
 
-    def _infos(self, infos: list[dict]) -> list[dict]:
-        infos[0]["is_active"] = True
+    def _write(self, out: StepOutput) -> None:
+        out.obs[0] = self._obs
+        out.active[0] = True
         if self._all_legal[0] is not None:
-            infos[0][MASK_KEY] = self._mask if self._mask is not None else self._all_legal[0]
-        return infos
+            out.masks[0] = self._mask if self._mask is not None else self._all_legal[0]
 
 
 def _env_name(env: Any) -> str:
@@ -480,7 +560,11 @@ def _make_from_string(spec: str, kwargs: dict[str, Any]) -> Any:
         except ImportError as err:
             raise EnvError(f"env {spec!r}: cannot import module {module_name!r} ({err})") from err
         if attr:
-            return make_env(getattr(module, attr), kwargs)
+            try:
+                fn = getattr(module, attr)
+            except AttributeError as err:
+                raise EnvError(f"env {spec!r}: module {module_name!r} has no {attr!r}") from err
+            return make_env(fn, kwargs)
         return _make_from_module(module, kwargs)
     known = sorted(set(pettingzoo.aec_registry) | set(pettingzoo.parallel_registry))
     raise EnvError(
