@@ -118,7 +118,6 @@ class Collector:
         self.episodes = 0
         # Per policy: returns of finished seat-episodes since the last drain.
         self.episode_returns: dict[str, list[float]] = {pid: [] for pid in self.ids}
-        self._started = False
 
     # -- public ------------------------------------------------------------
 
@@ -127,7 +126,6 @@ class Collector:
         for e in range(self.vec.num_envs):
             self._assign(e)
         self._act()
-        self._started = True
 
     def step(self) -> None:
         """One env step for every env: send the chosen actions, process results, act."""
