@@ -16,20 +16,12 @@ run = league.train(
 best = run.best()
 
 
-class Batch:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def act(self, obs, mask):
-        return self.handle.act_batch(obs, mask)
-
-
 print(run.leaderboard()[["rank", "policy", "rating", "err_lo", "err_hi", "games", "score"]])
 print(
     play_games(
         "classic/tictactoe-v3",
-        Batch(run.policy(best)),
-        Batch(run.policy("random")),
+        run.policy(best),
+        run.policy("random"),
         games=400,
         policy_name=best,
         opponent_name="random",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -14,27 +15,40 @@ from league.config import TrainConfig
 
 
 class PolicyHandle:
-    """One trained (or fixed) policy, acting on single observations."""
+    """One trained (or fixed) policy: `act` for one observation, `act_batch` for many."""
 
-    def __init__(self, policy_id: str, policy: Any, role: str) -> None:
+    def __init__(self, policy_id: str, policy: Any, role: str, deterministic: bool = False) -> None:
         self.id = policy_id
         self.role = role
+        self.deterministic = deterministic
         self._policy = policy
+        self._takes_deterministic = "deterministic" in inspect.signature(policy.act).parameters
 
-    def act(self, obs: Any, action_mask: Any | None = None, deterministic: bool = False) -> Any:
-        """The action for one observation (as the wrapped env returns it)."""
-        batch = np.asarray(obs)[None]
+    def act(
+        self, obs: Any, action_mask: Any | None = None, deterministic: bool | None = None
+    ) -> Any:
+        """The action for one observation (as the wrapped env returns it).
+
+        `deterministic` takes the most likely action instead of sampling (default:
+        the handle's `deterministic`); fixed policies ignore it.
+        """
         mask = None if action_mask is None else np.asarray(action_mask, dtype=bool)[None]
-        try:
-            out = self._policy.act(batch, mask, deterministic=deterministic)
-        except TypeError:
-            out = self._policy.act(batch, mask)
-        actions = out[0] if isinstance(out, tuple) else out
-        action = np.asarray(actions)[0]
+        action = self.act_batch(np.asarray(obs)[None], mask, deterministic)[0]
         return action.item() if action.ndim == 0 else action
 
-    def act_batch(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
-        out = self._policy.act(obs, action_mask)
+    def act_batch(
+        self,
+        obs: np.ndarray,
+        action_mask: np.ndarray | None = None,
+        deterministic: bool | None = None,
+    ) -> np.ndarray:
+        """Actions for a batch of observations (B, *obs_shape) and masks (B, n)."""
+        if deterministic is None:
+            deterministic = self.deterministic
+        if self._takes_deterministic:
+            out = self._policy.act(obs, action_mask, deterministic=deterministic)
+        else:
+            out = self._policy.act(obs, action_mask)
         return np.asarray(out[0] if isinstance(out, tuple) else out)
 
     def __repr__(self) -> str:
@@ -59,14 +73,13 @@ class LeagueRun:
     def policies(self) -> list[str]:
         return list(self.league.policies)
 
-    def policy(self, policy_id: str) -> PolicyHandle:
-        if policy_id in self._trainer.learners:
-            record = self.league.policies[policy_id]
-            return PolicyHandle(policy_id, self._trainer.learners[policy_id], record.role)
+    def policy(self, policy_id: str, deterministic: bool = False) -> PolicyHandle:
+        """A policy by id; `deterministic=True` makes it take its most likely actions."""
         if policy_id not in self.league.policies:
             raise KeyError(f"no policy {policy_id!r} in this league; policies: {self.policies}")
         record = self.league.policies[policy_id]
-        return PolicyHandle(policy_id, record.payload, record.role)
+        policy = self._trainer.learners.get(policy_id, record.payload)
+        return PolicyHandle(policy_id, policy, record.role, deterministic)
 
     def leaderboard(self) -> pd.DataFrame:
         return self.league.leaderboard()

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--opponent", default="random", help="'random' or a policy id")
     ev.add_argument("--games", type=int, default=200)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions from the policies instead of taking the most likely ones",
+    )
 
     play = sub.add_parser("play", help="play a classic game against a policy in the terminal")
     play.add_argument("run", metavar="RUN")
@@ -142,17 +147,16 @@ def _eval(args: argparse.Namespace) -> int:
     from league.evaluate import play_games
 
     run = league.load(args.run)
+    greedy = not args.stochastic
     policy_id = args.policy or run.best()
-    opponent = run.policy(args.opponent) if args.opponent in run.league.policies else None
-    if opponent is None:
-        if args.opponent != "random":
-            print(f"unknown opponent {args.opponent!r}; policies: {run.policies}", file=sys.stderr)
-            return 2
-        opponent = run.policy(_random_id(run))
+    if args.opponent != "random" and args.opponent not in run.league.policies:
+        print(f"unknown opponent {args.opponent!r}; policies: {run.policies}", file=sys.stderr)
+        return 2
+    opponent_id = _random_id(run) if args.opponent == "random" else args.opponent
     result = play_games(
         run.config.env,
-        _Batch(run.policy(policy_id)),
-        _Batch(opponent),
+        run.policy(policy_id, deterministic=greedy),
+        run.policy(opponent_id, deterministic=greedy),
         games=args.games,
         seed=args.seed,
         policy_name=policy_id,
@@ -161,14 +165,6 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(result)
     return 0
-
-
-class _Batch:
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    def act(self, obs: Any, mask: Any) -> Any:
-        return self.handle.act_batch(obs, mask)
 
 
 def _random_id(run: Any) -> str:

@@ -73,7 +73,8 @@ def play_games(
 ) -> EvalResult:
     """Play `games` games; `policy` takes each seat in turn, `opponent` every other seat.
 
-    Both policies need ``act(obs_batch, mask_batch)``; the env's seats must all
+    Each policy is a `PolicyHandle` (``run.policy(id)``) or any object whose
+    ``act(obs_batch, mask_batch)`` acts for a batch; the env's seats must all
     share one role (two-player board games, rps, ...).
     """
     vec = wrappers.vector(env_fn, num_envs=num_envs, env_kwargs=env_kwargs, pad=pad)
@@ -123,5 +124,7 @@ def play_games(
 
 
 def _actions(policy: Any, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if hasattr(policy, "act_batch"):  # a PolicyHandle
+        return policy.act_batch(obs, mask)
     out = policy.act(obs, mask)
     return np.asarray(out[0] if isinstance(out, tuple) else out)

@@ -261,3 +261,40 @@ def test_same_seed_same_episodes_other_seed_other_episodes(name: str) -> None:
     assert _differ(seen[0], seen[6]) and _differ(seen[6], seen[12])
     other, _ = _rollout(env, seed=4, steps=0)
     assert _differ(seen[0], other[0])
+
+
+def test_a_list_based_env_class_is_built_not_returned():
+    class Listed:
+        is_multiagent = True
+        num_agents = 1
+
+    env = wrappers.multiagent(Listed)
+    assert isinstance(env, Listed)
+
+
+def test_aec_seats_removed_without_a_dead_step_are_closed_as_truncated():
+    from pettingzoo.classic import tictactoe_v3
+    from pettingzoo.utils import BaseWrapper
+
+    class EndsAbruptly(BaseWrapper):
+        """Ends the whole game after the third move by emptying `agents` at once."""
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed, options=options)
+            self.moves = 0
+
+        def step(self, action):
+            super().step(action)
+            self.moves += 1
+            if self.moves == 3:
+                self.env.unwrapped.agents = []
+
+    env = wrappers.multiagent(lambda: EndsAbruptly(tictactoe_v3.env()))
+    env.reset(seed=0)
+    for move in (0, 1):
+        *_, infos = env.step([move, move])
+        assert not env.episode_ended
+    _, _, terminated, truncated, infos = env.step([2, 2])
+    assert env.episode_ended
+    assert truncated == [True, True] and terminated == [False, False]
+    assert all("final_obs" in i and "episode" in i for i in infos)

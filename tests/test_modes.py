@@ -21,19 +21,9 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-class _Batch:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def act(self, obs, mask):
-        return self.handle.act_batch(obs, mask)
-
-
 def _beats_random(run) -> None:
     best = run.best() if run.leaderboard()["games"].sum() else "p0"
-    result = play_games(
-        TTT, _Batch(run.policy(best)), _Batch(run.policy("random")), games=200, seed=7
-    )
+    result = play_games(TTT, run.policy(best), run.policy("random"), games=200, seed=7)
     assert result.interval()[0] > 0.5, str(result)
 
 

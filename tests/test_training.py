@@ -30,19 +30,11 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-class _Batch:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def act(self, obs, mask):
-        return self.handle.act_batch(obs, mask)
-
-
 def _vs_random(run, policy_id: str, games: int = 200):
     return play_games(
         TTT,
-        _Batch(run.policy(policy_id)),
-        _Batch(run.policy("random")),
+        run.policy(policy_id),
+        run.policy("random"),
         games=games,
         seed=123,
         policy_name=policy_id,

@@ -227,11 +227,13 @@ class AECMultiAgentEnv(MultiAgentEnv):
         self._obs: np.ndarray = self._zeros[0]
         self._mask: np.ndarray | None = None
         self._base = _base_env(env)
+        self._done = [False] * self.num_agents  # seats whose episode ended already
 
     def reset_into(self, out: StepOutput, seed: int | None = None) -> None:
         self._env.reset(seed=seed)
         self._returns = [0.0] * self.num_agents
         self._lengths = [0] * self.num_agents
+        self._done = [False] * self.num_agents
         if self._advance(None):
             raise EnvError(f"env {self.name!r}: the episode ended during reset()")
         self._write(out)
@@ -244,6 +246,14 @@ class AECMultiAgentEnv(MultiAgentEnv):
         ended = self._advance(out)
         self.episode_ended = ended
         if ended:
+            for j, done in enumerate(self._done):
+                if not done:
+                    # The env removed this seat without a dead step: its episode
+                    # is over all the same, so close it as truncated.
+                    out.truncated[j] = True
+                    out.final_obs[j] = self._zeros[j]
+                    self._end_episode(j, out)
+            self._done = [False] * self.num_agents
             self._env.reset()
             if self._advance(None):
                 raise EnvError(f"env {self.name!r}: the episode ended during reset()")
@@ -281,6 +291,7 @@ class AECMultiAgentEnv(MultiAgentEnv):
                     out.truncated[j] = bool(trunc) and not term
                     out.final_obs[j] = self._seat_spaces[j].observation(raw)[0]
                     self._end_episode(j, out)
+                    self._done[j] = True
                 env.step(None)
                 continue
             self._active = j
@@ -524,6 +535,8 @@ def make_env(env_or_fn: Any, env_kwargs: dict[str, Any] | None = None) -> Any:
 
 
 def _is_env(obj: Any) -> bool:
+    if isinstance(obj, type):  # an env class is a constructor, not an env
+        return False
     return (
         isinstance(obj, AECEnv | ParallelEnv | gymnasium.Env)
         or getattr(obj, "is_multiagent", False) is True
