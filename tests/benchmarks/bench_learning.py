@@ -32,7 +32,12 @@ def main() -> None:
     parser.add_argument("--curve-games", type=int, default=100, help="games per curve point")
     parser.add_argument("--run-dir", default="runs/bench_learning")
     parser.add_argument("--plot", default="docs/learning_curve.png")
+    parser.add_argument("--replot", metavar="LOG", help="only redraw the plot from a run's output")
     args = parser.parse_args()
+    if args.replot:
+        lines = Path(args.replot).read_text().splitlines()
+        _plot([json.loads(line) for line in lines if line.startswith("{")], args.plot)
+        return
 
     run_dir = Path(args.run_dir)
     if run_dir.exists():
@@ -75,9 +80,10 @@ def main() -> None:
             )
         vs_previous = None
         if previous is not None:
+            # Sampled on both sides: two greedy players replay the same two games.
             vs_previous = play_games(
                 ENV,
-                greedy,
+                run.policy(best),
                 previous,
                 games=args.curve_games,
                 seed=len(points),
@@ -95,10 +101,11 @@ def main() -> None:
                 "vs_random_sampled_ci": results["sampled"].interval(),
                 "vs_random_games": games,
                 "vs_previous": None if vs_previous is None else vs_previous.score,
+                "vs_previous_actions": "sampled",
             }
         )
         print(json.dumps(points[-1]), flush=True)
-        previous = copy.deepcopy(greedy)
+        previous = copy.deepcopy(run.policy(best))
 
     final = points[-1]
     steps_per_s = final["env_steps"] / final["seconds"]
@@ -126,12 +133,14 @@ def _plot(points: list[dict], path: str) -> None:
 
     minutes = [p["seconds"] / 60 for p in points]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(
-        minutes, [p["vs_random"] for p in points], "o-", label="top learner vs random (win rate)"
-    )
-    lo = [p["vs_random_ci"][0] for p in points]
-    hi = [p["vs_random_ci"][1] for p in points]
-    ax.fill_between(minutes, lo, hi, alpha=0.2)
+    for key, style, label in (
+        ("vs_random", "o-", "top learner vs random, greedy (win rate, 95% CI)"),
+        ("vs_random_sampled", "^-", "top learner vs random, sampled (win rate, 95% CI)"),
+    ):
+        ax.plot(minutes, [p[key] for p in points], style, label=label)
+        lo = [p[f"{key}_ci"][0] for p in points]
+        hi = [p[f"{key}_ci"][1] for p in points]
+        ax.fill_between(minutes, lo, hi, alpha=0.15)
     prev = [
         (m, p["vs_previous"])
         for m, p in zip(minutes, points, strict=True)
@@ -139,7 +148,9 @@ def _plot(points: list[dict], path: str) -> None:
     ]
     if prev:
         xs, ys = zip(*prev, strict=True)
-        ax.plot(xs, ys, "s--", label="top learner vs previous top (greedy, score)")
+        # Runs before this key existed played the previous top greedily on both sides.
+        actions = points[-1].get("vs_previous_actions", "greedy, 2 distinct games")
+        ax.plot(xs, ys, "s--", label=f"top learner vs previous top ({actions}, score)")
     ax.axhline(0.95, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("training time (minutes, 2 CPU cores)")
     ax.set_ylabel("rate")

@@ -28,7 +28,7 @@ BASELINES = ROOT / "tests" / "benchmarks" / "baselines"
 MAIN_PY = str(ROOT / ".venv" / "bin" / "python")
 SF_PY = str(ROOT / ".bench" / "sf" / "bin" / "python")
 
-PISTONBALL = {"num_envs": 2, "rollout": 64, "batch_size": 2560}
+PISTONBALL = {"num_envs": 4, "rollout": 64, "batch_size": 5120}
 TICTACTOE = {"num_envs": 32, "rollout": 64, "batch_size": 2048}
 
 
@@ -128,7 +128,7 @@ def main() -> None:
             results.append(_child(child))
         if not args.ours_only:
             if env == "pistonball":
-                sb3 = [str(BASELINES / "sb3_supersuit.py"), "--seconds", secs, "--num-envs", "2"]
+                sb3 = [str(BASELINES / "sb3_supersuit.py"), "--seconds", secs, "--num-envs", "4"]
                 results.append(_child(sb3))
             if os.path.exists(SF_PY):
                 sf_plain = [str(BASELINES / "plain_pettingzoo.py"), "--env", env, "--seconds", secs]
