@@ -125,22 +125,38 @@ class Collector:
         self.vec.reset(seed=seed)
         for e in range(self.vec.num_envs):
             self._assign(e)
-        self._act()
+        self.ready = np.arange(self.vec.num_envs)
+        self._act(None)
 
     def step(self) -> None:
-        """One env step for every env: send the chosen actions, process results, act."""
+        """Send the actions chosen for the ready envs; process the envs that come back; act.
+
+        With a vector env whose `recv()` returns part of the envs (its
+        `batch_size` smaller than `num_envs`), the envs not returned keep
+        stepping in their workers while this process runs inference for the
+        others. Only the rows of returned envs are read or written here.
+        """
         vec = self.vec
-        vec.send(None, np.arange(vec.num_envs))
-        vec.recv()
+        vec.send(None, self.ready)
+        ids = vec.recv()
+        self.ready = ids
         self.t += 1
-        self.env_steps += vec.num_envs
-        np.add(self.p_reward, vec.rewards, out=self.p_reward, where=self.pending)
+        self.env_steps += len(ids)
+        rows = None
+        if len(ids) < vec.num_envs:
+            rows = np.zeros((vec.num_envs, 1), dtype=bool)
+            rows[ids] = True
+        pending = self.pending if rows is None else self.pending & rows
+        np.add(self.p_reward, vec.rewards, out=self.p_reward, where=pending)
         done = vec.terminated | vec.truncated
+        if rows is not None:
+            done &= rows
         if done.any():
             self._close_done(done)
-        for e in np.flatnonzero(vec.episode_done):
+        episode_done = vec.episode_done if rows is None else vec.episode_done & rows[:, 0]
+        for e in np.flatnonzero(episode_done):
             self._end_match(int(e))
-        self._act()
+        self._act(rows)
 
     def drain_returns(self) -> dict[str, list[float]]:
         out = {pid: r for pid, r in self.episode_returns.items() if r}
@@ -221,9 +237,9 @@ class Collector:
         ids = self.mapping.assign(e)
         self.assignment[e] = [self._index[pid] for pid in ids]
 
-    def _act(self) -> None:
+    def _act(self, rows: np.ndarray | None) -> None:
         vec = self.vec
-        active = vec.active
+        active = vec.active if rows is None else vec.active & rows
         self.decisions += int(active.sum())
         if self.env_batches is not None:
             self._act_batched(active)

@@ -222,10 +222,15 @@ class Trainer:
 
     def run(self) -> League:
         config = self.config
+        # Async with 2+ workers: act on one worker's envs while the others step
+        # (Sample Factory's double buffering). Sync and batched step all envs
+        # together, which their fixed schedules need.
+        overlap = config.mode == "async" and not config.batched and config.num_workers > 1
         vec = wrappers.vector(
             self.env_fn,
             num_envs=config.num_envs,
             num_workers=config.num_workers,
+            batch_size=config.num_envs // config.num_workers if overlap else None,
             pad=config.pad,
             env_kwargs=config.env_kwargs or None,
         )

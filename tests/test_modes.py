@@ -122,3 +122,19 @@ def test_batched_refuses_a_custom_mapping(tmp_path: Path):
             run_dir=str(tmp_path),
             **FAST,
         )
+
+
+def test_async_with_workers_acts_on_some_envs_while_others_step(tmp_path: Path):
+    run = league.train(
+        TTT,
+        num_policies=2,
+        mode="async",
+        num_workers=2,
+        total_steps=6_000,
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    trainer = run._trainer
+    assert all(steps > 0 for steps in trainer.learner_steps.values())
+    assert run.env_steps >= 6_000
+    assert len(pd.read_csv(tmp_path / "matches.csv")) > 100
