@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from league.collect import batch_act
 from league.config import TrainConfig
 
 
@@ -46,10 +47,8 @@ class PolicyHandle:
         if deterministic is None:
             deterministic = self.deterministic
         if self._takes_deterministic:
-            out = self._policy.act(obs, action_mask, deterministic=deterministic)
-        else:
-            out = self._policy.act(obs, action_mask)
-        return np.asarray(out[0] if isinstance(out, tuple) else out)
+            return self._policy.act(obs, action_mask, deterministic=deterministic)[0]
+        return batch_act(self._policy)(obs, action_mask)[0]
 
     def __repr__(self) -> str:
         return f"<PolicyHandle {self.id!r} role={self.role!r}>"
@@ -62,7 +61,6 @@ class LeagueRun:
         self._trainer = trainer
         self.league = trainer.league
         self.run_dir = trainer.run_dir
-        self.env_fn = trainer.env_fn
         self.config = trainer.config
 
     @property

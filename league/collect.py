@@ -25,12 +25,35 @@ from typing import Any
 import numpy as np
 
 
+def batch_act(policy: Any) -> Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, dict]]:
+    """`policy`'s acting as ``act(obs_batch, mask_batch) -> (actions, extras)``.
+
+    Learners and frozen snapshots already act that way; fixed policies return
+    bare actions; a user callable (`CallablePolicy`) is written for one
+    observation at a time, so it is called once per row.
+    """
+    from league.policies import CallablePolicy
+
+    if isinstance(policy, CallablePolicy):
+
+        def act_rows(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
+            rows = [policy.act(o, None if mask is None else mask[i]) for i, o in enumerate(obs)]
+            return np.asarray(rows), {}
+
+        return act_rows
+
+    def act(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
+        out = policy.act(obs, mask)
+        return out if isinstance(out, tuple) else (np.asarray(out), {})
+
+    return act
+
+
 @dataclass
 class Actor:
     """A policy as the collector sees it: something that acts, maybe a learner."""
 
     policy_id: str
-    role: str
     act: Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, dict[str, np.ndarray]]]
     learner: Any = None  # the Algorithm when this policy learns
     buffer: SampleBuffer | None = None
@@ -114,8 +137,6 @@ class Collector:
         self.seat_return = np.zeros((E, S), dtype=np.float32)
         self.t = 0
         self.env_steps = 0
-        self.decisions = 0
-        self.episodes = 0
         # Per policy: returns of finished seat-episodes since the last drain.
         self.episode_returns: dict[str, list[float]] = {pid: [] for pid in self.ids}
 
@@ -219,7 +240,6 @@ class Collector:
         self.pending[e] = False
         policies = [self.ids[i] for i in self.assignment[e]]
         self.mapping.report(e, self._result(e, policies))
-        self.episodes += 1
         self.seat_return[e] = 0.0
         self._assign(e)
 
@@ -240,7 +260,6 @@ class Collector:
     def _act(self, rows: np.ndarray | None) -> None:
         vec = self.vec
         active = vec.active if rows is None else vec.active & rows
-        self.decisions += int(active.sum())
         if self.env_batches is not None:
             self._act_batched(active)
             return

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import wrappers
+from league.collect import batch_act
 
 
 @dataclass
@@ -126,5 +127,4 @@ def play_games(
 def _actions(policy: Any, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if hasattr(policy, "act_batch"):  # a PolicyHandle
         return policy.act_batch(obs, mask)
-    out = policy.act(obs, mask)
-    return np.asarray(out[0] if isinstance(out, tuple) else out)
+    return batch_act(policy)(obs, mask)[0]

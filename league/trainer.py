@@ -27,7 +27,7 @@ import wrappers
 from league._io import atomic_write_bytes, atomic_write_text
 from league.algos import make_algorithm
 from league.algos.base import NonFiniteLossError
-from league.collect import Actor, Collector, SampleBuffer
+from league.collect import Actor, Collector, SampleBuffer, batch_act
 from league.config import TrainConfig
 from league.devices import policy_device
 from league.learner import LearnerThread, SharedPolicy
@@ -209,13 +209,12 @@ class Trainer:
                 acting = self.shared.get(pid, algo)
                 actors[pid] = Actor(
                     pid,
-                    record.role,
                     acting.act,
                     learner=acting,
                     buffer=SampleBuffer(keep_next_obs=not algo.on_policy),
                 )
             else:
-                actors[pid] = Actor(pid, record.role, _acting(record.payload))
+                actors[pid] = Actor(pid, batch_act(record.payload))
         return actors
 
     # -- the loop ----------------------------------------------------------
@@ -384,10 +383,9 @@ class Trainer:
             thread.join()
 
     def _snapshot(self, pid: str, collector: Collector) -> None:
-        frozen = (self.shared[pid] if pid in self.shared else self.learners[pid]).frozen()
+        frozen = self.shared.get(pid, self.learners[pid]).frozen()
         sid = self.league.add_snapshot(pid, self.learner_steps[pid], frozen, copy_payload=False)
-        record = self.league.policies[sid]
-        collector.add_actor(Actor(sid, record.role, _acting(frozen)))
+        collector.add_actor(Actor(sid, batch_act(frozen)))
         self._save_policy(sid, frozen, self.learner_steps[pid])
 
     def _log_returns(self, collector: Collector) -> None:
@@ -548,29 +546,6 @@ def env_spec(env_fn: Any) -> str | None:
     if module and name and "<" not in name and module != "__main__":
         return f"{module}:{name}"
     return None
-
-
-def _acting(policy: Any) -> Any:
-    """Give fixed policies and frozen snapshots the collector's `act` signature.
-
-    A user callable (`CallablePolicy`) is written for one observation at a
-    time, so it is called once per row of the batch.
-    """
-    if isinstance(policy, CallablePolicy):
-
-        def act_rows(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
-            rows = [policy.act(o, None if mask is None else mask[i]) for i, o in enumerate(obs)]
-            return np.asarray(rows), {}
-
-        return act_rows
-
-    def act(obs: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
-        out = policy.act(obs, mask)
-        if isinstance(out, tuple):
-            return out
-        return np.asarray(out), {}
-
-    return act
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def test_rewards_reach_the_decision_that_earned_them(num_workers, batch_size):
         DelayedRewardGame, num_envs=4, num_workers=num_workers, batch_size=batch_size
     )
     algo = make_algorithm("ppo", vec.observation_spaces[0], vec.action_spaces[0], seed=0)
-    actor = Actor("learner", "first+second", algo.act, learner=algo, buffer=SampleBuffer(False))
+    actor = Actor("learner", algo.act, learner=algo, buffer=SampleBuffer(False))
     mapping = SelfPlay()
     collector = Collector(vec, mapping, {"learner": actor})
     try:

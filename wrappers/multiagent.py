@@ -207,7 +207,19 @@ class MultiAgentEnv:
         return infos
 
 
-class AECMultiAgentEnv(MultiAgentEnv):
+class _PettingZooEnv(MultiAgentEnv):
+    """Seats, spaces and the seat index, read from a PettingZoo env (AEC or parallel)."""
+
+    def __init__(self, env: AECEnv | ParallelEnv, **opts: Any) -> None:
+        self._env = env
+        name = _env_name(env)
+        seats = list(env.possible_agents)
+        spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
+        super().__init__(name, seats, spaces, **opts)
+        self._index = {a: i for i, a in enumerate(seats)}
+
+
+class AECMultiAgentEnv(_PettingZooEnv):
     """A turn-based AEC env: one active seat per step, dead steps driven by the wrapper.
 
     After every step the wrapper walks the AEC env forward through the turns of
@@ -217,12 +229,7 @@ class AECMultiAgentEnv(MultiAgentEnv):
     """
 
     def __init__(self, env: AECEnv, **opts: Any) -> None:
-        self._env = env
-        name = _env_name(env)
-        seats = list(env.possible_agents)
-        spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
-        super().__init__(name, seats, spaces, **opts)
-        self._index = {a: i for i, a in enumerate(seats)}
+        super().__init__(env, **opts)
         self._active = 0
         self._obs: np.ndarray = self._zeros[0]
         self._mask: np.ndarray | None = None
@@ -323,16 +330,11 @@ def _base_env(env: AECEnv) -> AECEnv | None:
     return env
 
 
-class ParallelMultiAgentEnv(MultiAgentEnv):
+class ParallelMultiAgentEnv(_PettingZooEnv):
     """A parallel env: every live seat acts each step; dead seats go inactive."""
 
     def __init__(self, env: ParallelEnv, **opts: Any) -> None:
-        self._env = env
-        name = _env_name(env)
-        seats = list(env.possible_agents)
-        spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
-        super().__init__(name, seats, spaces, **opts)
-        self._index = {a: i for i, a in enumerate(seats)}
+        super().__init__(env, **opts)
         # Per seat: observation (zeros while not live) and mask (None while not live).
         self._obs: list[np.ndarray] = list(self._zeros)
         self._live: list[int] = []
