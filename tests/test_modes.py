@@ -91,8 +91,8 @@ def test_device_rule_policy_i_on_gpu_i_mod_num_gpus():
 
 def test_learners_land_on_their_devices(tmp_path: Path):
     run = league.train(TTT, num_policies=2, total_steps=256, run_dir=str(tmp_path), **FAST)
-    expected = torch.device(policy_device(0))
-    assert all(a.device == expected for a in run._trainer.learners.values())
+    devices = [a.device for a in run._trainer.learners.values()]
+    assert devices == [torch.device(policy_device(i)) for i in range(len(devices))]
 
 
 @pytest.mark.parametrize(
