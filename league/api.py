@@ -131,8 +131,17 @@ def train(
     return LeagueRun(trainer)
 
 
-def load(run_dir: str | os.PathLike, env_fn: Any | None = None) -> LeagueRun:
-    """Open a finished or interrupted run: its league, ratings and policies."""
+def load(
+    run_dir: str | os.PathLike,
+    env_fn: Any | None = None,
+    fixed_policies: dict[str, Any] | None = None,
+) -> LeagueRun:
+    """Open a finished or interrupted run: its league, ratings and policies.
+
+    Fixed policies that were user functions (``fixed_policies=`` of `train`) are
+    not saved with the run: pass them again to act with them; without them the
+    run loads and they raise a clear error only when asked to act.
+    """
     from league.trainer import Trainer
 
     path = Path(run_dir)
@@ -151,5 +160,5 @@ def load(run_dir: str | os.PathLike, env_fn: Any | None = None) -> LeagueRun:
             f"run {str(path)!r} was trained from an env function that cannot be imported "
             "by name; pass env_fn= to load it"
         )
-    trainer = Trainer(env_fn, cfg, resume=path)
+    trainer = Trainer(env_fn, cfg, resume=path, fixed_policies=fixed_policies, read_only=True)
     return LeagueRun(trainer)

@@ -206,3 +206,22 @@ class CallablePolicy:
     def act(self, obs: Any, action_mask: np.ndarray | None = None) -> Any:
         """Whatever `fn(obs, action_mask)` returns."""
         return self.fn(obs, action_mask)
+
+
+class UnsavedPolicy:
+    """Stands in for a fixed policy of a loaded run that was a user function: such
+    functions are not saved, so the run can be read but that policy cannot act."""
+
+    def __init__(self, policy_id: str, run_dir: str) -> None:
+        self.policy_id = policy_id
+        self.run_dir = run_dir
+
+    def __repr__(self) -> str:
+        return f"UnsavedPolicy({self.policy_id!r})"
+
+    def act(self, obs: Any, action_mask: np.ndarray | None = None) -> Any:
+        raise RuntimeError(
+            f"fixed policy {self.policy_id!r} of run {self.run_dir!r} was a user function, "
+            f"which runs do not save; pass fixed_policies={{{self.policy_id!r}: fn}} to "
+            "league.load (or league.train(resume=...)) to act with it"
+        )

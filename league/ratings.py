@@ -434,7 +434,7 @@ class Ratings:
             for p in team:
                 if p not in self._elo:
                     self.add(p)
-        team_elo = [float(np.mean([self._elo[p] for p in t])) for t in teams]
+        team_elo = [sum(self._elo[p] for p in t) / len(t) for t in teams]
         for team, delta in zip(teams, elo_deltas(team_elo, ranks, self.elo_k), strict=True):
             for p in team:
                 self._elo[p] += delta

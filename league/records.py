@@ -57,11 +57,30 @@ def join_list(values: Sequence[Any]) -> str:
     return ";".join(repr(v) if isinstance(v, float) else str(v) for v in values)
 
 
+def _format_row(
+    step: int,
+    env_id: int,
+    seats: Sequence[str],
+    policies: Sequence[str],
+    team_returns: Sequence[float],
+    ranks: Sequence[int],
+) -> list[str]:
+    return [
+        str(int(step)),
+        str(int(env_id)),
+        join_list(seats),
+        join_list(policies),
+        join_list([float(r) for r in team_returns]),
+        join_list([int(r) for r in ranks]),
+    ]
+
+
 class MatchLog:
     """Rows of matches.csv not yet written, and how many rows the saved state owns."""
 
     def __init__(self, written: int = 0, source: Path | None = None) -> None:
-        self.pending: list[list[str]] = []
+        # Raw rows; formatted once, when written (a match ends every few env steps).
+        self.pending: list[tuple] = []
         self.written = written  # rows of `source` that belong to the saved league state
         self.source = source  # the matches.csv holding those rows
         self._synced: Path | None = None  # file known to hold exactly `written` rows
@@ -75,16 +94,8 @@ class MatchLog:
         team_returns: Sequence[float],
         ranks: Sequence[int],
     ) -> None:
-        self.pending.append(
-            [
-                str(int(step)),
-                str(int(env_id)),
-                join_list(seats),
-                join_list(policies),
-                join_list([float(r) for r in team_returns]),
-                join_list([int(r) for r in ranks]),
-            ]
-        )
+        row = (step, env_id, tuple(seats), tuple(policies), tuple(team_returns), tuple(ranks))
+        self.pending.append(row)
 
     def flush(self, run_dir: Path) -> None:
         """Append the pending rows to `run_dir/matches.csv`."""
@@ -96,7 +107,7 @@ class MatchLog:
             writer = csv.writer(f, lineterminator="\n")
             if new:
                 writer.writerow(MATCH_COLUMNS)
-            writer.writerows(self.pending)
+            writer.writerows(_format_row(*row) for row in self.pending)
             f.flush()
             os.fsync(f.fileno())
         self.written += len(self.pending)

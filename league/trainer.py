@@ -33,7 +33,7 @@ from league.devices import policy_device
 from league.learner import LearnerThread, SharedPolicy
 from league.manager import League, LeagueConfig
 from league.modes import BatchedMapping, OnePolicyPerRole, check_modes, env_batches
-from league.policies import CallablePolicy, RandomPolicy
+from league.policies import CallablePolicy, RandomPolicy, UnsavedPolicy
 
 TRAINER_FILE = "trainer.json"
 CONFIG_FILE = "config.json"
@@ -96,8 +96,10 @@ class Trainer:
         resume: str | os.PathLike | None = None,
         mapping: Any = None,
         fixed_policies: dict[str, Any] | None = None,
+        read_only: bool = False,
     ):
         config.validate()
+        self.read_only = read_only  # league.load: a run to read and act with, not to train
         self.mapping = mapping
         self.fixed_policies = dict(fixed_policies or {})
         self.env_fn = env_fn
@@ -499,8 +501,16 @@ class Trainer:
                 frozen = self.learners[record.parent].frozen()
                 frozen.load_state_dict(_load(self.run_dir / files[pid])["state"])
                 record.payload = frozen
-            elif record.kind == "fixed":
+            elif record.kind == "fixed" and pid in self.league.policies:
                 record.payload = self.league.policies[pid].payload
+            elif record.kind == "fixed":
+                if not self.read_only:
+                    raise RunDirError(
+                        f"run {str(self.run_dir)!r} played against fixed policy {pid!r}, a user "
+                        f"function that runs do not save; pass fixed_policies={{{pid!r}: fn}} "
+                        "to resume it"
+                    )
+                record.payload = UnsavedPolicy(pid, str(self.run_dir))
         self.league = league
 
     def _config_json(self) -> str:

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from league.algos import make_algorithm
 from league.models import (
     ActorCritic,
+    BoardCNN,
     MaskedCategorical,
     NatureCNN,
     QNetwork,
@@ -163,23 +164,43 @@ def test_discrete_start_offset_and_multibinary_actions():
 
 
 @pytest.mark.parametrize(
-    ("observation_space", "uses_cnn"),
+    ("observation_space", "encoder"),
     [
-        (spaces.Box(0, 255, (64, 64, 3), np.uint8), True),
-        (spaces.Box(0, 255, (84, 84), np.uint8), True),
-        (spaces.Box(0, 1, (6, 7, 2), np.int8), False),  # a connect-four board: too small for a CNN
-        (spaces.Discrete(5), False),
-        (spaces.MultiDiscrete([3, 4]), False),
+        (spaces.Box(0, 255, (64, 64, 3), np.uint8), NatureCNN),
+        (spaces.Box(0, 255, (84, 84), np.uint8), NatureCNN),
+        (spaces.Box(0, 1, (6, 7, 2), np.int8), BoardCNN),  # connect four
+        (spaces.Box(0, 1, (3, 3, 2), np.int8), BoardCNN),  # tic-tac-toe: a 3x3 window
+        (spaces.Box(0, 1, (8, 8, 111), np.float32), BoardCNN),  # chess
+        (spaces.Box(0, 1, (5, 52), np.float32), None),  # 2-D but not a board: the MLP
+        (spaces.Discrete(5), None),
+        (spaces.MultiDiscrete([3, 4]), None),
     ],
 )
-def test_observation_spaces_pick_their_encoder(observation_space, uses_cnn):
+def test_observation_spaces_pick_their_encoder(observation_space, encoder):
     for name in ("ppo", "dqn"):
         algo = make_algorithm(name, observation_space, spaces.Discrete(3))
-        has_cnn = any(isinstance(m, NatureCNN) for m in algo.model.modules())
-        assert has_cnn == uses_cnn
+        kinds = {type(m) for m in algo.model.modules()} & {NatureCNN, BoardCNN}
+        assert kinds == ({encoder} if encoder else set())
         obs = np.stack([observation_space.sample() for _ in range(4)])
         actions, extras = algo.act(obs)
         assert actions.shape == (4,) and np.isfinite(extras["value"]).all()
+
+
+def test_board_cnn_sees_a_pattern_anywhere_on_the_board():
+    # One weight set per 4x4 window: the same line of four gives the same
+    # convolution features wherever it lies, which is what lets a board
+    # policy generalise a threat it has seen in one place.
+    space = spaces.Box(0, 1, (6, 7, 2), np.float32)
+    board = BoardCNN(space, (16,), torch.nn.Tanh)
+    left, right = torch.zeros(2, 6, 7, 2), torch.zeros(2, 6, 7, 2)
+    left[:, 5, 0:4, 0] = 1.0  # a row of four in the bottom-left corner
+    right[:, 3, 3:7, 0] = 1.0  # the same row, moved up and right
+    a = board.window_features(left)
+    b = board.window_features(right)
+    # 3x4 windows, row-major: (2, 0) covers rows 2-5, columns 0-3; (0, 3) rows 0-3, columns 3-6.
+    torch.testing.assert_close(a[:, 2 * 4 + 0], b[:, 0 * 4 + 3])
+    assert not torch.equal(a[:, 0], a[:, 2 * 4 + 0])  # other windows see other cells
+    assert board(left).shape == (2, 16)
 
 
 def test_cnn_scales_uint8_pixels():

@@ -178,6 +178,35 @@ def test_resume_refuses_other_env_and_incomplete_dirs(tmp_path: Path):
         league.train(TTT, resume=str(tmp_path / "empty"), **FAST)
 
 
+def _first_legal(obs, action_mask):
+    return int(np.flatnonzero(action_mask)[0])
+
+
+def test_runs_with_user_fixed_policies_load_and_resume(tmp_path: Path):
+    # A user function is not saved with the run: loading still works (the
+    # leaderboard, the learners); acting with it, or resuming without it, says
+    # what to pass.
+    fixed = {"first_legal": _first_legal}
+    league.train(
+        TTT, num_policies=2, total_steps=2_048, run_dir=str(tmp_path), **FAST, fixed_policies=fixed
+    )
+    loaded = league.load(tmp_path)
+    assert "first_legal" in set(loaded.leaderboard()["policy"])
+    assert loaded.policy("p0").act(np.zeros((3, 3, 2), np.int8), np.ones(9, bool)) in range(9)
+    with pytest.raises(RuntimeError, match=r"fixed_policies=\{'first_legal': fn\}"):
+        loaded.policy("first_legal").act(np.zeros((3, 3, 2), np.int8), np.ones(9, bool))
+    with pytest.raises(RunDirError, match="'first_legal'"):
+        league.train(TTT, resume=str(tmp_path), total_steps=4_096, **FAST)
+
+    again = league.load(tmp_path, fixed_policies=fixed)
+    mask = np.array([False, False, True] + [True] * 6)
+    assert again.policy("first_legal").act(np.zeros((3, 3, 2), np.int8), mask) == 2
+    resumed = league.train(
+        TTT, resume=str(tmp_path), total_steps=4_096, **FAST, fixed_policies=fixed
+    )
+    assert resumed.env_steps >= 4_096
+
+
 def _overflowing_tictactoe():
     """Tic-tac-toe whose rewards are finite but so large that squared errors overflow."""
     from pettingzoo.classic import tictactoe_v3

@@ -22,7 +22,7 @@ from league.algos.base import (
     require_keys,
     to_tensor,
 )
-from league.models import ActorCritic
+from league.models import ENCODERS, ActorCritic
 
 
 @dataclass
@@ -38,9 +38,11 @@ class A2CConfig:
     vf_coef: float = 0.5  # weight of the value loss
     max_grad_norm: float = 0.5  # global gradient-norm clipping threshold
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
+    encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        check_config(self.encoder in ENCODERS, "A2C", f"encoder must be one of {ENCODERS}")
         check_config(
             self.optimizer in ("rmsprop", "adam"),
             "A2C",
@@ -58,7 +60,11 @@ class A2C(Algorithm):
 
     def build_model(self, where: str | None) -> nn.Module:
         return ActorCritic(
-            self.observation_space, self.action_space, self.config.hidden_sizes, where
+            self.observation_space,
+            self.action_space,
+            self.config.hidden_sizes,
+            where,
+            self.config.encoder,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

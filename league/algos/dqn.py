@@ -20,7 +20,7 @@ from gymnasium import spaces
 from torch import nn
 
 from league.algos.base import Algorithm, Batch, check_config, require_keys, to_tensor
-from league.models import QNetwork
+from league.models import ENCODERS, QNetwork
 
 
 @dataclass
@@ -40,9 +40,11 @@ class DQNConfig:
     double_dqn: bool = False  # pick the next action with the online net, value it with the target
     max_grad_norm: float = 10.0  # global gradient-norm clipping threshold
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
+    encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        check_config(self.encoder in ENCODERS, "DQN", f"encoder must be one of {ENCODERS}")
         check_config(self.buffer_size >= 1, "DQN", "buffer_size must be >= 1")
         check_config(self.batch_size >= 1, "DQN", "batch_size must be >= 1")
         check_config(0 <= self.gamma <= 1, "DQN", f"gamma must be in [0, 1], got {self.gamma}")
@@ -124,7 +126,13 @@ class DQN(Algorithm):
         self.num_updates = 0  # gradient steps so far; drives target-network updates
 
     def build_model(self, where: str | None) -> nn.Module:
-        return QNetwork(self.observation_space, self.action_space, self.config.hidden_sizes, where)
+        return QNetwork(
+            self.observation_space,
+            self.action_space,
+            self.config.hidden_sizes,
+            where,
+            self.config.encoder,
+        )
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)

@@ -24,7 +24,7 @@ from league.algos.base import (
     require_keys,
     to_tensor,
 )
-from league.models import ActorCritic
+from league.models import ENCODERS, ActorCritic
 
 BATCH_KEYS = (
     "obs",
@@ -55,9 +55,11 @@ class PPOConfig:
     max_grad_norm: float = 0.5  # global gradient-norm clipping threshold
     target_kl: float | None = None  # stop the epochs once an epoch's mean approx_kl exceeds it
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
+    encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        check_config(self.encoder in ENCODERS, "PPO", f"encoder must be one of {ENCODERS}")
         check_config(0 <= self.gamma <= 1, "PPO", f"gamma must be in [0, 1], got {self.gamma}")
         check_config(0 <= self.gae_lambda <= 1, "PPO", "gae_lambda must be in [0, 1]")
         check_config(self.update_epochs >= 1, "PPO", "update_epochs must be >= 1")
@@ -77,7 +79,11 @@ class PPO(Algorithm):
 
     def build_model(self, where: str | None) -> nn.Module:
         return ActorCritic(
-            self.observation_space, self.action_space, self.config.hidden_sizes, where
+            self.observation_space,
+            self.action_space,
+            self.config.hidden_sizes,
+            where,
+            self.config.encoder,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

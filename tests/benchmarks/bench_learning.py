@@ -33,12 +33,18 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/bench_learning")
     parser.add_argument("--plot", default="docs/learning_curve.png")
     parser.add_argument("--replot", metavar="LOG", help="only redraw the plot from a run's output")
+    parser.add_argument(
+        "--config",
+        default="{}",
+        help="JSON of `league.train` options to change from the defaults (a variant run)",
+    )
     args = parser.parse_args()
     if args.replot:
         lines = Path(args.replot).read_text().splitlines()
         _plot([json.loads(line) for line in lines if line.startswith("{")], args.plot)
         return
 
+    overrides = json.loads(args.config)
     run_dir = Path(args.run_dir)
     if run_dir.exists():
         raise SystemExit(f"{run_dir} exists; remove it or pass --run-dir")
@@ -57,6 +63,7 @@ def main() -> None:
                 total_steps=0,
                 run_dir=str(run_dir),
                 progress=False,
+                **overrides,
             )
         else:
             run = league.train(

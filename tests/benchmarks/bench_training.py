@@ -45,7 +45,13 @@ def ours(env: str, seconds: float, mode: str, batched: bool, workers: int) -> di
     _common.quiet()
     settings = PISTONBALL if env == "pistonball" else TICTACTOE
     env_fn = _pistonball if env == "pistonball" else "classic/tictactoe-v3"
-    ppo = {"algo": "ppo", "hidden_sizes": [64, 64], "update_epochs": 4, "num_minibatches": 4}
+    ppo = {
+        "algo": "ppo",
+        "hidden_sizes": [64, 64],
+        "encoder": "mlp",  # what the baselines use; a board would get the board CNN
+        "update_epochs": 4,
+        "num_minibatches": 4,
+    }
     with tempfile.TemporaryDirectory() as run_dir:
         run = league.train(
             env_fn,
