@@ -89,6 +89,12 @@ class TrainConfig:
         "Hidden layer sizes of every learner's model unless its config says otherwise.",
         factory=True,
     )
+    ent_coef: float | None = option(
+        None,
+        "Entropy bonus of every PPO learner unless its config says otherwise. Default: 0.1 "
+        "for Discrete actions (a self-play population that keeps exploring beats weak play "
+        "more reliably; docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
+    )
     opponents: list[str] = option(
         lambda: ["random"],
         "Fixed policies added to the league (``random`` = random legal actions).",

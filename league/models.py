@@ -1,8 +1,8 @@
 """Neural networks picked from gymnasium spaces.
 
 This module owns the mapping space -> network: observation encoders (MLP for
-vectors, a one-layer board CNN for small grids of feature planes, Nature-CNN
-for images), action distributions (masked categorical,
+vectors, Nature-CNN for images, and on request a one-layer board CNN for small
+grids of feature planes), action distributions (masked categorical,
 diagonal Gaussian, factorised categorical) and the two model families the
 algorithms train: `ActorCritic` (PPO, A2C) and `QNetwork` (DQN).
 
@@ -32,8 +32,9 @@ BOARD_CHANNELS = 32
 
 SUPPORTED_OBSERVATIONS = (
     "Box (1-D vectors go to an MLP; 2-D grayscale or 3-D HWC images of at least "
-    f"{NATURE_CNN_MIN_SIZE}x{NATURE_CNN_MIN_SIZE} go to a CNN; smaller 3-D HWC boards to a "
-    "board CNN; other shapes are flattened into an MLP), Discrete and MultiDiscrete "
+    f"{NATURE_CNN_MIN_SIZE}x{NATURE_CNN_MIN_SIZE} go to a CNN; other shapes are flattened "
+    "into an MLP, or 3-D HWC boards into a board CNN with encoder='board'), Discrete and "
+    "MultiDiscrete "
     "(one-hot), MultiBinary. Nested Dict/Tuple spaces must be flattened first (the env "
     "wrappers do this)"
 )
@@ -234,13 +235,14 @@ ENCODERS = ("auto", "mlp", "board", "cnn")
 def pick_encoder(space: spaces.Space, encoder: str = "auto", where: str | None = None) -> str:
     """The encoder kind for `space`: "cnn" (Nature-CNN), "board" or "mlp".
 
-    "auto" picks by shape (docs/algorithms.md); naming one checks it fits.
+    "auto" picks the Nature-CNN for images and the MLP for everything else; the
+    board CNN is chosen by name (docs/algorithms.md). Naming one checks it fits.
     """
     if encoder not in ENCODERS:
         raise ValueError(f"encoder={encoder!r} is unknown; valid: {list(ENCODERS)}")
     fits = {"cnn": is_image_space(space), "board": is_board_space(space), "mlp": True}
     if encoder == "auto":
-        return next(kind for kind in ("cnn", "board", "mlp") if fits[kind])
+        return "cnn" if fits["cnn"] else "mlp"
     if not fits[encoder]:
         prefix = f"{where}: " if where else ""
         need = {

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces as gym_spaces
 
 import wrappers
 from league._io import atomic_write_bytes, atomic_write_text
@@ -37,6 +38,8 @@ from league.policies import CallablePolicy, RandomPolicy, UnsavedPolicy
 
 TRAINER_FILE = "trainer.json"
 CONFIG_FILE = "config.json"
+# PPO's entropy bonus for Discrete actions unless configured (TrainConfig.ent_coef).
+DISCRETE_ENT_COEF = 0.1
 
 
 class RunDirError(ValueError):
@@ -160,6 +163,12 @@ class Trainer:
         algo_config = {k: v for k, v in spec.items() if k not in ("id", "role", "algo")}
         algo_config.setdefault("hidden_sizes", list(self.config.hidden_sizes))
         obs_space, action_space = self.spaces[spec["role"]]
+        if spec["algo"] == "ppo" and "ent_coef" not in algo_config:
+            ent_coef = self.config.ent_coef
+            if ent_coef is None and isinstance(action_space, gym_spaces.Discrete):
+                ent_coef = DISCRETE_ENT_COEF
+            if ent_coef is not None:
+                algo_config["ent_coef"] = ent_coef
         seat = self.seats[self.roles.index(spec["role"])]
         device = policy_device(index, override=self.config.device)
         return make_algorithm(

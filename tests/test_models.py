@@ -168,10 +168,8 @@ def test_discrete_start_offset_and_multibinary_actions():
     [
         (spaces.Box(0, 255, (64, 64, 3), np.uint8), NatureCNN),
         (spaces.Box(0, 255, (84, 84), np.uint8), NatureCNN),
-        (spaces.Box(0, 1, (6, 7, 2), np.int8), BoardCNN),  # connect four
-        (spaces.Box(0, 1, (3, 3, 2), np.int8), BoardCNN),  # tic-tac-toe: a 3x3 window
-        (spaces.Box(0, 1, (8, 8, 111), np.float32), BoardCNN),  # chess
-        (spaces.Box(0, 1, (5, 52), np.float32), None),  # 2-D but not a board: the MLP
+        (spaces.Box(0, 1, (6, 7, 2), np.int8), None),  # a board: the MLP unless asked
+        (spaces.Box(0, 1, (5, 52), np.float32), None),
         (spaces.Discrete(5), None),
         (spaces.MultiDiscrete([3, 4]), None),
     ],
@@ -238,3 +236,27 @@ def test_dqn_rejects_non_discrete_actions():
         )
     with pytest.raises(UnsupportedSpaceError, match="MultiDiscrete"):
         QNetwork(spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 2]))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(6, 7, 2), (3, 3, 2), (8, 8, 111)],  # connect four, tic-tac-toe (one 3x3 window), chess
+)
+def test_encoder_option_picks_the_board_cnn(shape):
+    space = spaces.Box(0, 1, shape, np.int8)
+    for name in ("ppo", "a2c", "dqn"):
+        algo = make_algorithm(name, space, spaces.Discrete(7), config={"encoder": "board"})
+        assert any(isinstance(m, BoardCNN) for m in algo.model.modules())
+        actions, extras = algo.act(np.stack([space.sample() for _ in range(4)]))
+        assert actions.shape == (4,) and np.isfinite(extras["value"]).all()
+
+
+def test_encoder_option_refuses_what_does_not_fit():
+    with pytest.raises(ValueError, match=r"encoder='board' needs a 3-D \(H, W, C\) Box"):
+        make_algorithm(
+            "dqn", spaces.Box(-1, 1, (4,)), spaces.Discrete(2), config={"encoder": "board"}
+        )
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        make_algorithm(
+            "a2c", spaces.Box(0, 1, (6, 7, 2)), spaces.Discrete(7), config={"encoder": "resnet"}
+        )

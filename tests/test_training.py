@@ -236,3 +236,27 @@ def test_nan_loss_stops_that_learner_and_keeps_its_checkpoint(tmp_path: Path):
         assert torch.isfinite(tensor).all()
     obs = np.zeros((3, 3, 2), dtype=np.int8)
     assert run.policy("bad").act(obs, np.ones(9, dtype=bool)) in range(9)
+
+
+def test_ppo_entropy_bonus_defaults_by_action_space(tmp_path: Path):
+    from league.config import TrainConfig
+    from league.trainer import Trainer
+
+    def ent(env, **options):
+        run_dir = str(tmp_path / str(len(list(tmp_path.iterdir()))))
+        config = TrainConfig(run_dir=run_dir, progress=False, num_envs=8, rollout=32, **options)
+        trainer = Trainer(env, config)
+        return {pid: algo.config.ent_coef for pid, algo in trainer.learners.items()}
+
+    ttt = {"batch_size": 256}
+    assert set(ent(TTT, num_policies=2, **ttt).values()) == {0.1}  # Discrete: keeps exploring
+    assert set(ent(TTT, num_policies=2, ent_coef=0.02, **ttt).values()) == {0.02}
+    mixed = ent(TTT, policies=[{"algo": "ppo", "ent_coef": 0.5}, "ppo"], **ttt)
+    assert mixed == {"ppo0": 0.5, "ppo1": 0.1}
+    continuous = ent(
+        "mpe2.simple_spread_v3",
+        num_policies=1,
+        batch_size=768,
+        env_kwargs={"continuous_actions": True},
+    )
+    assert set(continuous.values()) == {0.01}  # PPO's own default for Box actions

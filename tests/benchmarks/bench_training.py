@@ -48,7 +48,7 @@ def ours(env: str, seconds: float, mode: str, batched: bool, workers: int) -> di
     ppo = {
         "algo": "ppo",
         "hidden_sizes": [64, 64],
-        "encoder": "mlp",  # what the baselines use; a board would get the board CNN
+        "encoder": "mlp",  # what the baselines use
         "update_epochs": 4,
         "num_minibatches": 4,
     }
