@@ -57,14 +57,9 @@ def join_list(values: Sequence[Any]) -> str:
     return ";".join(repr(v) if isinstance(v, float) else str(v) for v in values)
 
 
-def _format_row(
-    step: int,
-    env_id: int,
-    seats: Sequence[str],
-    policies: Sequence[str],
-    team_returns: Sequence[float],
-    ranks: Sequence[int],
-) -> list[str]:
+def _format_row(row: tuple) -> list[str]:
+    """A row of `MatchLog.pending` as the fields of matches.csv (MATCH_COLUMNS)."""
+    step, env_id, seats, policies, team_returns, ranks = row
     return [
         str(int(step)),
         str(int(env_id)),
@@ -107,7 +102,7 @@ class MatchLog:
             writer = csv.writer(f, lineterminator="\n")
             if new:
                 writer.writerow(MATCH_COLUMNS)
-            writer.writerows(_format_row(*row) for row in self.pending)
+            writer.writerows(_format_row(row) for row in self.pending)
             f.flush()
             os.fsync(f.fileno())
         self.written += len(self.pending)
