@@ -34,9 +34,8 @@ SUPPORTED_OBSERVATIONS = (
     "Box (1-D vectors go to an MLP; 2-D grayscale or 3-D HWC images of at least "
     f"{NATURE_CNN_MIN_SIZE}x{NATURE_CNN_MIN_SIZE} go to a CNN; other shapes are flattened "
     "into an MLP, or 3-D HWC boards into a board CNN with encoder='board'), Discrete and "
-    "MultiDiscrete "
-    "(one-hot), MultiBinary. Nested Dict/Tuple spaces must be flattened first (the env "
-    "wrappers do this)"
+    "MultiDiscrete (one-hot), MultiBinary. Nested Dict/Tuple spaces must be flattened "
+    "first (the env wrappers do this)"
 )
 SUPPORTED_ACTIONS = (
     "Discrete (masked categorical), Box (diagonal Gaussian), MultiDiscrete and "

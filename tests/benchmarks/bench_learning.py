@@ -2,10 +2,10 @@
 
 Trains in chunks (`--chunk` seconds each, resuming the same run), and after
 every chunk plays the top-rated learner against the random policy (taking its
-most likely action, "greedy", and sampling its actions, "sampled") and, greedy,
-against the previous chunk's top learner, both seats alternated. Writes the learning
-curve to docs/learning_curve.png and prints a markdown summary with 95%
-Wilson intervals. Evaluation time is not counted as training time.
+most likely action, "greedy", and sampling its actions, "sampled") and, both
+sides sampling, against the previous chunk's top learner, seats alternated.
+Writes the learning curve to docs/learning_curve.png and prints a markdown
+summary with 95% Wilson intervals. Evaluation time is not counted as training time.
 
     .venv/bin/python tests/benchmarks/bench_learning.py --minutes 10 --games 400
 """
