@@ -95,6 +95,11 @@ class TrainConfig:
         "for Discrete actions (a self-play population that keeps exploring beats weak play "
         "more reliably; docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
     )
+    anneal_lr: bool = option(
+        False,
+        "Lower every learner's learning rate linearly to 0 over the run's budget "
+        "(total_steps or max_seconds, whichever ends it first).",
+    )
     opponents: list[str] = option(
         lambda: ["random"],
         "Fixed policies added to the league (``random`` = random legal actions).",

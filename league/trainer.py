@@ -277,6 +277,7 @@ class Trainer:
     def _loop_sync(self, collector: Collector) -> None:
         """Collect `rollout` steps of every env, train each learner that has a batch, repeat."""
         while not self._should_stop():
+            self._anneal()
             for _ in range(self.config.rollout):
                 collector.step()
             self.env_steps = collector.env_steps
@@ -297,6 +298,7 @@ class Trainer:
         size = self.config.batch_size
         backlog = size * (self.config.num_batches_to_accumulate + 1)
         while not self._should_stop():
+            self._anneal()
             for _ in range(self.config.rollout):
                 collector.step()
                 for pid, thread in self.threads.items():
@@ -349,12 +351,28 @@ class Trainer:
             self.progress.set_postfix_str(f"{status} {self._leader_text}".strip())
 
     def _should_stop(self) -> bool:
+        return self._budget_used() >= 1.0 or len(self.stopped) == len(self.learners)
+
+    def _budget_used(self) -> float:
+        """The fraction of the run's budget spent: steps of total_steps or seconds
+        of max_seconds (in this process), whichever is further along."""
         c = self.config
-        if c.total_steps and self.env_steps >= c.total_steps:
-            return True
-        if c.max_seconds and time.monotonic() - self._clock[0] >= c.max_seconds:
-            return True
-        return len(self.stopped) == len(self.learners)
+        used = 0.0
+        if c.total_steps:
+            used = self.env_steps / c.total_steps
+        if c.max_seconds:
+            used = max(used, (time.monotonic() - self._clock[0]) / c.max_seconds)
+        return used
+
+    def _anneal(self) -> None:
+        """anneal_lr: learning rates fall linearly to 0 as the budget is spent. In
+        async mode the learner threads read the new rate at their next step."""
+        if not self.config.anneal_lr:
+            return
+        scale = max(0.0, 1.0 - self._budget_used())
+        for algo in self.learners.values():
+            algo.set_lr_scale(scale)
+        self._scalar("train/lr_scale", scale)
 
     def _after_update(
         self, pid: str, samples: int, stats: dict[str, float], collector: Collector

@@ -260,3 +260,22 @@ def test_ppo_entropy_bonus_defaults_by_action_space(tmp_path: Path):
         env_kwargs={"continuous_actions": True},
     )
     assert set(continuous.values()) == {0.01}  # PPO's own default for Box actions
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_anneal_lr_lowers_every_learning_rate_with_the_budget(tmp_path: Path, mode: str):
+    policies = ["ppo", "a2c", {"algo": "dqn", "learning_starts": 64}]
+    options = {**FAST, "num_envs": 6, "batch_size": 128, "policies": policies, "mode": mode}
+
+    run = league.train(TTT, anneal_lr=True, total_steps=6_000, run_dir=str(tmp_path), **options)
+    last_start = run.env_steps - 6 * FAST["rollout"]  # where the last iteration set the rates
+    scale = 1 - last_start / 6_000
+    assert 0 < scale < 0.1
+    for algo in run._trainer.learners.values():
+        (group,) = algo.optimizer.param_groups
+        assert group["lr"] == pytest.approx(algo.config.learning_rate * scale)
+
+    plain = league.train(TTT, total_steps=3_000, run_dir=str(tmp_path / "plain"), **options)
+    for algo in plain._trainer.learners.values():
+        (group,) = algo.optimizer.param_groups
+        assert group["lr"] == algo.config.learning_rate

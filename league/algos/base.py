@@ -274,6 +274,12 @@ class Algorithm(Policy, ABC):
     def frozen_act_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def set_lr_scale(self, scale: float) -> None:
+        """Set the optimizer's step size to `scale` x the configured learning rate
+        (the trainer's linear annealing; docs/training.md)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate * scale
+
     def frozen(self) -> FrozenPolicy:
         """A deep copy of the acting model as it is now, for snapshots and opponents."""
         return FrozenPolicy(
