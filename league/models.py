@@ -289,19 +289,27 @@ class MaskedCategorical:
     ) -> None:
         mask = legal_mask(action_mask, logits.shape[-1])
         if mask is not None:
-            logits = torch.where(mask, logits, torch.full_like(logits, MASKED_LOGIT))
-        self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-        self.probs = self.logits.exp()
+            logits = logits.masked_fill(~mask, MASKED_LOGIT)
+        self.logits = torch.log_softmax(logits, dim=-1)
         self.start = start
 
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.exp()
+
+    def _offset(self, index: torch.Tensor) -> torch.Tensor:
+        return index + self.start if self.start else index
+
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.multinomial(self.probs, 1, generator=generator).squeeze(-1) + self.start
+        return self._offset(torch.multinomial(self.probs, 1, generator=generator).squeeze(-1))
 
     def mode(self) -> torch.Tensor:
-        return self.logits.argmax(dim=-1) + self.start
+        return self._offset(self.logits.argmax(dim=-1))
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
-        index = action.reshape(-1, 1).long() - self.start
+        index = action.reshape(-1, 1).long()
+        if self.start:
+            index = index - self.start
         return self.logits.gather(-1, index).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
@@ -499,10 +507,12 @@ class ActorCritic(nn.Module):
         deterministic: bool,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        action, logprob, _, value = self.get_action_and_value(
-            obs, action_mask, deterministic=deterministic, generator=generator
-        )
-        return action, {"logprob": logprob, "value": value}
+        # get_action_and_value without the entropy, which acting does not use.
+        actor_features, critic_features = self._features(obs)
+        dist = self.actor_head(actor_features, action_mask)
+        action = dist.mode() if deterministic else dist.sample(generator)
+        value = self.critic_head(critic_features).squeeze(-1)
+        return action, {"logprob": dist.log_prob(action), "value": value}
 
 
 class QNetwork(nn.Module):

@@ -147,7 +147,7 @@ class Policy:
     def _act_kwargs(self) -> dict[str, Any]:
         return {}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(
         self,
         obs: np.ndarray,
@@ -170,7 +170,7 @@ class Policy:
             key: value.cpu().numpy() for key, value in extras.items()
         }
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def value(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
         """(B,) float32 state values, used to bootstrap truncated episodes. DQN gives
         max Q over the legal actions (all actions when no mask is passed)."""
