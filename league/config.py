@@ -59,12 +59,22 @@ class TrainConfig:
         "Async: samples acted by a policy version more than this many updates behind "
         "the learner are dropped before an update.",
     )
-    num_envs: int = option(12, "Environments stepped side by side.")
+    num_envs: int = option(
+        96,
+        "Environments stepped side by side. Many cheap envs amortise each forward pass "
+        "over more rows (connect four: 2x the steps/s of 12 envs); envs with image "
+        "observations or many seats want far fewer (examples/pistonball_shared.py: 2).",
+    )
     num_workers: int = option(0, "Env worker processes; 0 steps the envs in the training process.")
     rollout: int = option(
-        64, "Env steps per collection iteration (each env steps this many times)."
+        16, "Env steps per collection iteration (each env steps this many times)."
     )
-    batch_size: int = option(1024, "Samples (decisions of one learner) per update.")
+    batch_size: int | None = option(
+        None,
+        "Samples (decisions of one learner) per update. Default: the smallest multiple of "
+        "one iteration's share per learner (num_envs x active seats per step x rollout / "
+        "learners) that is at least 1024.",
+    )
     total_steps: int = option(
         200_000, "Stop after this many env steps summed over envs (0 = no limit)."
     )
@@ -128,7 +138,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse configs that cannot work, before anything is built."""
         for name in ("num_envs", "rollout", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if self.policies is None and self.num_policies < 1:
             raise ValueError(f"num_policies={self.num_policies} must be at least 1")

@@ -70,6 +70,18 @@ def learner_specs(config: TrainConfig, roles: list[str]) -> list[dict[str, Any]]
     return specs
 
 
+DEFAULT_MIN_BATCH = 1024
+
+
+def default_batch_size(config: TrainConfig, num_learners: int, decisions_per_step: int) -> int:
+    """The smallest multiple of one iteration's share per learner that is at least
+    DEFAULT_MIN_BATCH, so that the default batch size always meets the sync rule."""
+    share, rest = divmod(config.num_envs * decisions_per_step * config.rollout, num_learners)
+    if rest or not share:
+        return DEFAULT_MIN_BATCH  # no whole share: check_batch_rule says what to change
+    return share * -(-DEFAULT_MIN_BATCH // share)
+
+
 def check_batch_rule(config: TrainConfig, num_learners: int, decisions_per_step: int) -> None:
     """Sync mode: batch_size is a multiple of num_envs x seats x rollout / learners."""
     per_iteration = config.num_envs * decisions_per_step * config.rollout
@@ -125,6 +137,8 @@ class Trainer:
         self.specs = learner_specs(config, self.roles)
         per_role = max(sum(s["role"] == r for s in self.specs) for r in set(self.roles))
         check_modes(config, per_role, custom_mapping=mapping is not None)
+        if config.batch_size is None:  # resolved once; config.json keeps the number
+            config.batch_size = default_batch_size(config, len(self.specs), decisions)
         if config.mode == "sync":
             check_batch_rule(config, len(self.specs), decisions)
         self.mix = (

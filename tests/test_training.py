@@ -140,6 +140,22 @@ def test_batch_rule_names_the_numbers_to_change(tmp_path: Path):
         league.train(TTT, num_policies=2, run_dir=str(tmp_path), **{**FAST, "batch_size": 300})
 
 
+def test_default_batch_size_meets_the_batch_rule_for_any_number_of_learners(tmp_path: Path):
+    from league.config import TrainConfig
+    from league.trainer import Trainer
+
+    # Defaults: 96 envs x 1 decision per step x rollout 16 = 1536 samples per iteration.
+    expected = {1: 1536, 2: 1536, 4: 384 * 3, 5: None, 6: 256 * 4}
+    for learners, batch in expected.items():
+        config = TrainConfig(run_dir=str(tmp_path / str(learners)), num_policies=learners)
+        if batch is None:  # 1536 / 5 is no whole share: the rule says to change num_envs/rollout
+            with pytest.raises(ValueError, match="Change num_envs or rollout"):
+                Trainer(TTT, config)
+            continue
+        Trainer(TTT, config)
+        assert config.batch_size == batch
+
+
 def test_unsupported_space_names_space_and_seat(tmp_path: Path):
     # mpe2 continuous actions are a Box: DQN has no model for them.
     with pytest.raises(ValueError, match=r"Box.*seat 'agent_0'|seat 'agent_0'.*Box"):
