@@ -44,7 +44,7 @@ class PPOConfig:
     adam_eps: float = 1e-5  # Adam epsilon (larger than torch's 1e-8, as PPO is usually tuned)
     gamma: float = 0.99  # discount factor
     gae_lambda: float = 0.95  # GAE lambda: 0 = one-step TD, 1 = Monte Carlo returns
-    update_epochs: int = 8  # passes over the batch per learn() (SB3: 10; docs/benchmarks.md)
+    update_epochs: int = 4  # passes over the batch per learn() call
     num_minibatches: int = 4  # minibatches per epoch (ignored when minibatch_size is set)
     minibatch_size: int | None = None  # rows per minibatch; None = batch size / num_minibatches
     norm_adv: bool = True  # normalise advantages per minibatch to mean 0, std 1
