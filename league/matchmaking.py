@@ -293,6 +293,14 @@ class Strategy:
     def choice(self, ids: Sequence[str]) -> str:
         return ids[int(self.rng.integers(len(ids)))]
 
+    def weighted_choice(self, items: Sequence[Any], cdf: Sequence[float]) -> Any:
+        """An item drawn with probability proportional to its step in the cumulative
+        weights `cdf` (last entry > 0): one uniform number and a bisection, where
+        `rng.choice(p=...)` costs ~20 µs, and a match ends every few env steps in
+        small games."""
+        i = bisect.bisect_right(cdf, self.rng.random() * cdf[-1])
+        return items[min(i, len(items) - 1)]
+
     def state_dict(self) -> dict[str, Any]:
         return {"counter": self.counter}
 
@@ -366,12 +374,10 @@ class _Weighted(Strategy):
     def opponent(self, focal: str, role: str, ordinal: int) -> str:
         candidates = [p for p in self.pool.of_role(role) if p != focal] or [focal]
         weights = self.weights(focal, candidates)
-        cdf = np.cumsum(weights)
+        cdf = np.cumsum(weights).tolist()
         if not cdf[-1] > 0:
             return self.choice(candidates)
-        # Inverse-CDF draw (rng.choice with p costs ~20 µs per call).
-        i = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
-        return candidates[min(i, len(candidates) - 1)]
+        return self.weighted_choice(candidates, cdf)
 
     def weights(self, focal: str, candidates: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -447,15 +453,11 @@ class Mix(Strategy):
         self.names = list(parts)
         p = np.asarray(probabilities, dtype=float)
         self.probabilities = p / p.sum()  # exact sum; check_mix allows 1e-6 off
-        # Inverse-CDF draw: one uniform number and a bisection (rng.choice with p
-        # costs ~20 µs, and a match ends every few env steps in small games).
         self._cdf = np.cumsum(self.probabilities).tolist()
 
     def assign(self, env_id: int) -> list[str]:
         focal = self.next_focal()
-        u = self.rng.random() * self._cdf[-1]
-        part = self.parts[self.names[min(bisect.bisect_right(self._cdf, u), len(self.names) - 1)]]
-        return part.fill(focal)
+        return self.parts[self.weighted_choice(self.names, self._cdf)].fill(focal)
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {

@@ -493,12 +493,17 @@ class ActorCritic(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(action, log_prob(action), entropy, value); samples an action unless one is given."""
-        actor_features, critic_features = self._features(obs)
-        dist = self.actor_head(actor_features, action_mask)
+        dist, value = self._dist_and_value(obs, action_mask)
         if action is None:
             action = dist.mode() if deterministic else dist.sample(generator)
-        value = self.critic_head(critic_features).squeeze(-1)
         return action, dist.log_prob(action), dist.entropy(), value
+
+    def _dist_and_value(
+        self, obs: torch.Tensor, action_mask: torch.Tensor | None
+    ) -> tuple[Distribution, torch.Tensor]:
+        actor_features, critic_features = self._features(obs)
+        dist = self.actor_head(actor_features, action_mask)
+        return dist, self.critic_head(critic_features).squeeze(-1)
 
     def act(
         self,
@@ -507,11 +512,9 @@ class ActorCritic(nn.Module):
         deterministic: bool,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        # get_action_and_value without the entropy, which acting does not use.
-        actor_features, critic_features = self._features(obs)
-        dist = self.actor_head(actor_features, action_mask)
+        # Acting has no use for the entropy that get_action_and_value adds.
+        dist, value = self._dist_and_value(obs, action_mask)
         action = dist.mode() if deterministic else dist.sample(generator)
-        value = self.critic_head(critic_features).squeeze(-1)
         return action, {"logprob": dist.log_prob(action), "value": value}
 
 

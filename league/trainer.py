@@ -73,10 +73,15 @@ def learner_specs(config: TrainConfig, roles: list[str]) -> list[dict[str, Any]]
 DEFAULT_MIN_BATCH = 1024
 
 
+def _share(config: TrainConfig, num_learners: int, decisions_per_step: int) -> tuple[int, int]:
+    """(share, remainder) of one iteration's samples per learner."""
+    return divmod(config.num_envs * decisions_per_step * config.rollout, num_learners)
+
+
 def default_batch_size(config: TrainConfig, num_learners: int, decisions_per_step: int) -> int:
     """The smallest multiple of one iteration's share per learner that is at least
     DEFAULT_MIN_BATCH, so that the default batch size always meets the sync rule."""
-    share, rest = divmod(config.num_envs * decisions_per_step * config.rollout, num_learners)
+    share, rest = _share(config, num_learners, decisions_per_step)
     if rest or not share:
         return DEFAULT_MIN_BATCH  # no whole share: check_batch_rule says what to change
     return share * -(-DEFAULT_MIN_BATCH // share)
@@ -84,15 +89,14 @@ def default_batch_size(config: TrainConfig, num_learners: int, decisions_per_ste
 
 def check_batch_rule(config: TrainConfig, num_learners: int, decisions_per_step: int) -> None:
     """Sync mode: batch_size is a multiple of num_envs x seats x rollout / learners."""
-    per_iteration = config.num_envs * decisions_per_step * config.rollout
-    share, rest = divmod(per_iteration, num_learners)
+    share, rest = _share(config, num_learners, decisions_per_step)
     if rest or config.batch_size % share:
         good = max(share, round(config.batch_size / share) * share) if share else 0
         raise ValueError(
             f"sync mode: batch_size={config.batch_size} must be a multiple of "
             f"num_envs x active seats per step x rollout / learners = {config.num_envs} x "
             f"{decisions_per_step} x {config.rollout} / {num_learners} = "
-            f"{per_iteration / num_learners:g}. "
+            f"{share + rest / num_learners:g}. "
             + (
                 f"Set batch_size={good}, or change num_envs/rollout."
                 if not rest

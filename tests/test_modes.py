@@ -23,7 +23,11 @@ def _one_thread():
 
 def _beats_random(run) -> None:
     best = run.best() if run.leaderboard()["games"].sum() else "p0"
-    result = play_games(TTT, run.policy(best), run.policy("random"), games=200, seed=7)
+    # Greedy, as the learning benchmark plays: with the entropy bonus of 0.1 a
+    # sampled policy this young is still close to random, and async runs differ
+    # from one run to the next (thread timing), so a sampled check was flaky.
+    policy = run.policy(best, deterministic=True)
+    result = play_games(TTT, policy, run.policy("random"), games=200, seed=7)
     assert result.interval()[0] > 0.5, str(result)
 
 
