@@ -18,7 +18,6 @@ run = league.train(
     num_policies=6,
     max_seconds=args.seconds,
     total_steps=0,
-    run_dir="runs/connect_four",
 )
 print(run.leaderboard().to_string(index=False))
 print(run.payoff_matrix().round(2))

@@ -27,7 +27,6 @@ run = league.train(
     rollout=32,
     batch_size=256,
     total_steps=20_000,
-    run_dir="runs/custom_mapping",
 )
 print(f"{len(mapping.results)} matches, all p0 (first) vs p1 (second)")
 print(run.leaderboard()[["policy", "games", "wins", "losses", "draws"]])

@@ -20,6 +20,5 @@ run = league.train(
     batch_size=1280,
     total_steps=20_000,
     env_kwargs={"max_cycles": 125},
-    run_dir="runs/pistonball",
 )
 print(run.leaderboard()[["policy", "games"]])

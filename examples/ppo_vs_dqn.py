@@ -12,6 +12,5 @@ run = league.train(
     rollout=32,
     batch_size=256,
     total_steps=60_000,
-    run_dir="runs/ppo_vs_dqn",
 )
 print(run.leaderboard()[["rank", "policy", "algo", "rating", "games", "score"]])

@@ -20,6 +20,5 @@ run = league.train(
     num_envs=12,
     batch_size=768,
     total_steps=30_000,
-    run_dir="runs/scripted_opponent",
 )
 print(run.leaderboard()[["rank", "policy", "kind", "rating", "games", "score"]])

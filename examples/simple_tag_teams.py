@@ -22,6 +22,5 @@ run = league.train(
     batch_size=1024,
     total_steps=40_000,
     env_kwargs={"max_cycles": 50},
-    run_dir="runs/simple_tag",
 )
 print(run.leaderboard().to_string(index=False))

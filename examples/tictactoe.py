@@ -11,7 +11,6 @@ run = league.train(
     batch_size=256,
     total_steps=60_000,
     league={"strategy": "pfsp", "pfsp_weighting": "variance"},
-    run_dir="runs/tictactoe",
 )
 best = run.best()
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,10 @@ import pandas as pd
 
 from league.collect import batch_act
 from league.config import TrainConfig
+from league.errors import RunDirError
+from league.manager import League
+from league.policies import CallablePolicy, RandomPolicy, UnsavedPolicy
+from league.training.run_dir import RunDir
 
 
 class PolicyHandle:
@@ -24,6 +27,12 @@ class PolicyHandle:
         self.deterministic = deterministic
         self._policy = policy
         self._takes_deterministic = "deterministic" in inspect.signature(policy.act).parameters
+
+    @property
+    def policy(self) -> Any:
+        """The object that acts: a learner (an `Algorithm`), a frozen snapshot, or a fixed
+        policy; its own methods (``state_dict``, ``device``, ...) are there."""
+        return self._policy
 
     def act(
         self, obs: Any, action_mask: Any | None = None, deterministic: bool | None = None
@@ -55,17 +64,28 @@ class PolicyHandle:
 
 
 class LeagueRun:
-    """A trained league: its manager, its policies and its run directory."""
+    """A trained league: its manager, its policies and its run directory.
 
-    def __init__(self, trainer: Any) -> None:
-        self._trainer = trainer
-        self.league = trainer.league
-        self.run_dir = trainer.run_dir
-        self.config = trainer.config
+    From `league.train` the learners are the live ones; from `league.load`
+    each policy is rebuilt from its checkpoint file the first time it is asked
+    for (no env is needed for that).
+    """
 
-    @property
-    def env_steps(self) -> int:
-        return self._trainer.env_steps
+    def __init__(
+        self,
+        league: League,
+        run_dir: RunDir,
+        config: TrainConfig,
+        env_steps: int,
+        policy_source: Callable[[str], Any],
+        reason: str | None = None,
+    ) -> None:
+        self.league = league
+        self.run_dir = run_dir.path
+        self.config = config
+        self.env_steps = env_steps
+        self.reason = reason  # why training stopped ("budget", ...); None for a loaded run
+        self._policy_source = policy_source
 
     @property
     def policies(self) -> list[str]:
@@ -76,8 +96,7 @@ class LeagueRun:
         if policy_id not in self.league.policies:
             raise KeyError(f"no policy {policy_id!r} in this league; policies: {self.policies}")
         record = self.league.policies[policy_id]
-        policy = self._trainer.learners.get(policy_id, record.payload)
-        return PolicyHandle(policy_id, policy, record.role, deterministic)
+        return PolicyHandle(policy_id, self._policy_source(policy_id), record.role, deterministic)
 
     def leaderboard(self) -> pd.DataFrame:
         return self.league.leaderboard()
@@ -99,8 +118,10 @@ def train(
     num_policies: int = 6,
     *,
     resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
     mapping: Any = None,
     fixed_policies: dict[str, Any] | None = None,
+    observers: Iterable[Any] = (),
     **config: Any,
 ) -> LeagueRun:
     """Train a population of policies on any PettingZoo env.
@@ -109,26 +130,52 @@ def train(
         env_fn: a PettingZoo env function or module (``connect_four_v3.env``),
             a registry id (``"classic/connect_four-v3"``) or an import path.
         num_policies: PPO learners per role (ignored when ``policies=`` is given).
-        resume: a run directory to continue from its last checkpoint.
+        resume: a run directory to continue from its last checkpoint; options
+            given here replace the saved ones (e.g. a larger ``total_steps``).
+        overwrite: train into a ``run_dir`` that holds a run by first moving that
+            run aside to ``<run_dir>.backup-<time>`` (without it, such a directory
+            is refused).
         mapping: your own seat -> policy mapping (an object with ``assign(env_id)``
             and ``report(env_id, result)``, or a function ``(env_id, seat_names)
             -> policy ids``) used instead of the league's matchmaking.
         fixed_policies: extra fixed opponents, policy id -> ``fn(obs, action_mask)
             -> action`` (or an object with ``act``); they act but never learn.
+        observers: `league.training.Observer` objects called on training events.
         **config: any `TrainConfig` field (docs/training.md).
     """
-    from league.trainer import Trainer
+    from league.training import Trainer
 
     if resume is not None:
-        saved = json.loads((Path(resume) / "config.json").read_text())
+        saved = RunDir.open(resume).read_config()
         saved.update(config)
         saved["run_dir"] = str(resume)
         cfg = TrainConfig.from_dict(saved)
     else:
         cfg = TrainConfig.from_dict({"num_policies": num_policies, **config})
-    trainer = Trainer(env_fn, cfg, resume=resume, mapping=mapping, fixed_policies=fixed_policies)
-    trainer.run()
-    return LeagueRun(trainer)
+    trainer = Trainer(
+        env_fn,
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        mapping=mapping,
+        fixed_policies=fixed_policies,
+        observers=observers,
+    )
+    reason = trainer.run()
+
+    def policy_source(policy_id: str) -> Any:
+        if policy_id in trainer.population:
+            return trainer.population[policy_id]
+        return trainer.league.policies[policy_id].payload
+
+    return LeagueRun(
+        trainer.league,
+        trainer.run_dir,
+        trainer.config,
+        trainer.state.env_steps,
+        policy_source,
+        reason,
+    )
 
 
 def load(
@@ -138,27 +185,80 @@ def load(
 ) -> LeagueRun:
     """Open a finished or interrupted run: its league, ratings and policies.
 
-    Fixed policies that were user functions (``fixed_policies=`` of `train`) are
-    not saved with the run: pass them again to act with them; without them the
-    run loads and they raise a clear error only when asked to act.
+    Nothing is written and no global state changes (torch's RNG included), so
+    a read-only copy of a run opens too. Learners and snapshots are rebuilt
+    from their checkpoint files; `env_fn` is needed only for runs whose
+    checkpoints predate that (and for the random policy of such runs). Fixed
+    policies that were user functions (``fixed_policies=`` of `train`) are not
+    saved with the run: pass them again to act with them; without them the run
+    loads and they raise a clear error only when asked to act.
     """
-    from league.trainer import Trainer
+    run = RunDir.open(run_dir)
+    config = TrainConfig.from_dict(run.read_config())
+    commit = run.read_commit()
+    league = League.load(run.path)
+    files = commit["files"]
+    fixed_policies = dict(fixed_policies or {})
+    loaded: dict[str, Any] = {}
+    env_spaces: dict[str, Any] = {}
 
-    path = Path(run_dir)
-    config_file = path / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{str(path)!r} is not a run directory (no config.json)")
-    data = json.loads(config_file.read_text())
-    cfg = TrainConfig.from_dict(data)
-    cfg.run_dir = str(path)
-    cfg.progress = False
-    cfg.tensorboard = False
-    if env_fn is None:
-        env_fn = cfg.env
-    if env_fn is None:
-        raise ValueError(
-            f"run {str(path)!r} was trained from an env function that cannot be imported "
-            "by name; pass env_fn= to load it"
-        )
-    trainer = Trainer(env_fn, cfg, resume=path, fixed_policies=fixed_policies, read_only=True)
-    return LeagueRun(trainer)
+    def spaces(role: str) -> tuple[Any, Any]:
+        for pid, record in league.policies.items():
+            if record.role == role and pid in files:
+                data = run.load_policy(files[pid])
+                if "spaces" in data:
+                    return data["spaces"]
+        if not env_spaces:  # checkpoints of an older format: ask the env
+            from league.training.plan import EnvInfo
+
+            env = env_fn if env_fn is not None else config.env
+            if env is None:
+                raise RunDirError(
+                    f"run {str(run.path)!r} was trained from an env function that cannot be "
+                    "imported by name; pass env_fn= to load it"
+                )
+            env_spaces.update(EnvInfo.probe(env, config.pad, config.env_kwargs).spaces)
+        return env_spaces[role]
+
+    def policy_source(policy_id: str) -> Any:
+        if policy_id not in loaded:
+            loaded[policy_id] = _load_policy(run, league, files, policy_id, spaces)
+            league.policies[policy_id].payload = loaded[policy_id]
+        return loaded[policy_id]
+
+    for pid, record in league.policies.items():
+        if record.kind != "fixed":
+            continue
+        if pid in fixed_policies:
+            fn = fixed_policies[pid]
+            loaded[pid] = fn if hasattr(fn, "act") else CallablePolicy(fn)
+        elif record.algo == "random":
+            obs_space, action_space = spaces(record.role)
+            loaded[pid] = RandomPolicy(action_space, seed=config.seed, observation_space=obs_space)
+        else:
+            loaded[pid] = UnsavedPolicy(pid, str(run.path))
+        record.payload = loaded[pid]
+    return LeagueRun(league, run, config, int(commit["env_steps"]), policy_source)
+
+
+def _load_policy(
+    run: RunDir,
+    league: League,
+    files: dict[str, str],
+    policy_id: str,
+    spaces: Callable[[str], tuple[Any, Any]],
+) -> Any:
+    """A learner or snapshot rebuilt from its checkpoint file."""
+    from league.training.population import policy_from_file
+
+    record = league.policies[policy_id]
+    data = run.load_policy(files[policy_id])
+    if "spaces" not in data:  # an older checkpoint: the algorithm's config is in its state
+        learner = run.load_policy(files[record.parent or policy_id])["state"]
+        data = {
+            "algo": learner["name"],
+            "config": learner["config"],
+            "spaces": spaces(record.role),
+            "state": data["state"],
+        }
+    return policy_from_file(data, frozen=record.kind == "snapshot")

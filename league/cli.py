@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("env", metavar="ENV")
     train.add_argument("--resume", metavar="RUN", help="continue this run directory")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="if --run-dir holds a run, move it aside to a dated backup first",
+    )
     _add_config_options(train)
 
     board = sub.add_parser("leaderboard", help="print a run's leaderboard")
@@ -115,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     import league
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "env", "resume")}
-    run = league.train(args.env, resume=args.resume, **options)
+    skip = ("command", "env", "resume", "overwrite")
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    run = league.train(args.env, resume=args.resume, overwrite=args.overwrite, **options)
     _print_board(run)
     return 0
 
@@ -185,18 +192,30 @@ def _play(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     import league
+    from league.errors import RunDirError
+    from league.training import RunDir
 
-    print(
-        f"league demo: 6 PPO learners on {DEMO_ENV} for {args.seconds:.0f} s "
-        f"(run directory {args.run_dir})"
-    )
-    run = league.train(
-        DEMO_ENV,
-        num_policies=6,
-        max_seconds=args.seconds,
-        total_steps=0,
-        run_dir=args.run_dir,
-    )
+    options = {"max_seconds": args.seconds, "total_steps": 0}
+    run_dir = RunDir(args.run_dir)
+    resume = None
+    if run_dir.holds_run():
+        try:
+            run_dir.read_commit()
+            resume = args.run_dir
+        except RunDirError:
+            run_dir = RunDir(f"{args.run_dir}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume:
+        print(
+            f"league demo: {args.run_dir} holds an earlier demo run; training it on for "
+            f"{args.seconds:.0f} s more"
+        )
+        run = league.train(DEMO_ENV, resume=resume, **options)
+    else:
+        print(
+            f"league demo: 6 PPO learners on {DEMO_ENV} for {args.seconds:.0f} s "
+            f"(new run directory {run_dir})"
+        )
+        run = league.train(DEMO_ENV, num_policies=6, run_dir=str(run_dir), **options)
     _print_board(run)
     return 0
 

@@ -11,6 +11,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from league.errors import ConfigError, unknown_keys
+from league.manager import LeagueConfig
+
+MODES = ("sync", "async")
+
 
 def option(default: Any, help: str, factory: bool = False) -> Any:
     """A config field with its documentation, shown by `python -m league train --help`."""
@@ -135,29 +140,69 @@ class TrainConfig:
     tensorboard: bool = option(True, "Write TensorBoard scalars under ``<run_dir>/tb``.")
     progress: bool = option(True, "Show a progress bar.")
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Refuse configs that cannot work, before anything is built."""
+        """Refuse what cannot work, before anything is built: every rule that needs no
+        env is checked here, once (the env-dependent ones: `league.training.plan`)."""
         for name in ("num_envs", "rollout", "batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
         if self.policies is None and self.num_policies < 1:
-            raise ValueError(f"num_policies={self.num_policies} must be at least 1")
+            raise ConfigError(f"num_policies={self.num_policies} must be at least 1")
         if self.num_workers < 0:
-            raise ValueError(f"num_workers={self.num_workers} must be 0 or more")
+            raise ConfigError(f"num_workers={self.num_workers} must be 0 or more")
         if self.num_workers and self.num_envs % self.num_workers:
-            raise ValueError(
+            raise ConfigError(
                 f"num_envs={self.num_envs} must be a multiple of num_workers={self.num_workers}"
             )
-        if self.total_steps <= 0 and self.max_seconds <= 0:
-            raise ValueError("set total_steps or max_seconds, or the run never stops")
+        if self.total_steps < 0:
+            raise ConfigError(f"total_steps={self.total_steps} must be 0 (no limit) or more")
+        if self.max_seconds < 0:
+            raise ConfigError(f"max_seconds={self.max_seconds} must be 0 (no limit) or more")
+        if self.total_steps == 0 and self.max_seconds == 0:
+            raise ConfigError(
+                "total_steps=0 and max_seconds=0: the run would never stop; "
+                "set a step budget (total_steps) or a time budget (max_seconds)"
+            )
+        if self.checkpoint_seconds <= 0:
+            raise ConfigError(f"checkpoint_seconds={self.checkpoint_seconds} must be more than 0")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r} is unknown; choose one of {list(MODES)}")
+        if self.batched and self.mix_policies_in_one_env:
+            raise ConfigError(
+                "batched=True runs one policy per role over a whole block of envs, so "
+                "mix_policies_in_one_env=True cannot work; set mix_policies_in_one_env=False "
+                "or batched=False"
+            )
+        if self.mode == "async":
+            if self.num_batches_to_accumulate < 1:
+                raise ConfigError(
+                    f"num_batches_to_accumulate={self.num_batches_to_accumulate} must be at least 1"
+                )
+            if self.max_policy_lag < 0:
+                raise ConfigError(f"max_policy_lag={self.max_policy_lag} must be 0 or more")
+        elif self.mix_policies_in_one_env is False and not self.batched:
+            raise ConfigError(
+                "mode='sync' uses the league's fixed deterministic mapping; "
+                "mix_policies_in_one_env=False applies to async (or batched) collection"
+            )
+        self.league_config()  # refuses unknown or out-of-range league options
+
+    def league_config(self) -> LeagueConfig:
+        """The `league={...}` options as a checked `LeagueConfig` (seeded by `seed`)."""
+        return LeagueConfig.from_dict({"seed": self.seed, **self.league})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        """A checked config from plain data; unknown keys are refused with the closest match."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
         if unknown:
-            raise ValueError(f"unknown config options {unknown}; valid options: {sorted(names)}")
+            raise unknown_keys("option", unknown, names)
         return cls(**data)

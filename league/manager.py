@@ -25,6 +25,7 @@ import pandas as pd
 import trueskill
 
 from league._io import atomic_write_text
+from league.errors import ConfigError, unknown_keys
 from league.matchmaking import (
     STRATEGIES,
     FunctionMapping,
@@ -52,7 +53,7 @@ from league.records import (
     write_state,
 )
 
-__all__ = ["League", "LeagueConfig", "LeagueStateError", "MatchResult"]
+__all__ = ["Advance", "League", "LeagueConfig", "LeagueStateError", "MatchResult"]
 
 LEADERBOARD_COLUMNS = (
     "rank",
@@ -143,14 +144,17 @@ class LeagueConfig:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} is unknown; valid: {list(STRATEGIES)}")
-        check_mix(self.mix)
-        check_weighting(self.pfsp_weighting)
+            raise ConfigError(f"strategy {self.strategy!r} is unknown; valid: {list(STRATEGIES)}")
+        try:
+            check_mix(self.mix)
+            check_weighting(self.pfsp_weighting)
+        except ValueError as err:
+            raise ConfigError(f"league options: {err}") from None
         positive = {"elo_k": self.elo_k, "trueskill_sigma": self.trueskill_sigma}
         positive |= {"trueskill_beta": self.trueskill_beta, "ml_prior_sd": self.ml_prior_sd}
         for name, value in positive.items():
             if not value > 0:
-                raise ValueError(f"LeagueConfig.{name}={value}: must be > 0")
+                raise ConfigError(f"league option {name}={value}: must be > 0")
         checks = {
             "resample_interval": self.resample_interval >= 1,
             "trueskill_tau": self.trueskill_tau >= 0,
@@ -166,9 +170,9 @@ class LeagueConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(
-                    f"LeagueConfig.{name}={getattr(self, name)!r} is out of range; "
-                    "see its documentation in league/manager.py or docs/league.md"
+                raise ConfigError(
+                    f"league option {name}={getattr(self, name)!r} is out of range; "
+                    "see its documentation in docs/league.md"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,8 +185,15 @@ class LeagueConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:
-            raise ValueError(f"unknown LeagueConfig options {unknown}; valid: {names}")
+            raise unknown_keys("league option", unknown, names)
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Advance:
+    """What `League.advance` decided for a learner after an update."""
+
+    snapshot: str | None = None  # id of the snapshot taken, if one was
 
 
 class League:
@@ -365,6 +376,17 @@ class League:
             and games >= c.snapshot_min_games
             and score / games >= c.snapshot_win_rate
         )
+
+    def advance(self, learner_id: str, step: int, freeze: Callable[[], Any]) -> Advance:
+        """Learner `learner_id` reached learner step `step` (samples trained): apply its
+        snapshot rule, calling `freeze()` for a frozen acting copy when it fires.
+
+        The one call the trainer makes after each update; what came of it is in
+        the returned `Advance`.
+        """
+        if not self.should_snapshot(learner_id, step):
+            return Advance()
+        return Advance(snapshot=self.add_snapshot(learner_id, step, freeze(), copy_payload=False))
 
     def _add(self, record: PolicyRecord, like: str | None = None) -> None:
         known = self._policies.get(record.id) or self._retired.get(record.id)

@@ -250,7 +250,8 @@ def test_custom_mapping_function_gets_env_id_and_seat_names() -> None:
 
 
 def test_custom_mapping_mistakes_are_named() -> None:
-    league = League(TAG_SEATS, TAG_ROLES, teams=tag_team, mapping=Recorder([]))
+    recorder = Recorder([])
+    league = League(TAG_SEATS, TAG_ROLES, teams=tag_team, mapping=recorder)
     league.add_learner("adv", "adversary")
     league.add_learner("prey", "agent")
     bad = {
@@ -259,7 +260,7 @@ def test_custom_mapping_mistakes_are_named() -> None:
         "policy 'prey' \\(role 'agent'\\) to seat 'adversary_0'": ["prey", "adv", "adv", "prey"],
     }
     for message, ids in bad.items():
-        league._mapping.ids = ids
+        recorder.ids = ids
         with pytest.raises(ValueError, match=message):
             league.assign(7)
     with pytest.raises(TypeError, match="neither an object with assign"):

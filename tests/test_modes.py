@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 import league
-from league.devices import policy_device
+from league.training import Observer
+from league.training.devices import policy_device
 from league.evaluate import play_games
 
 TTT = "classic/tictactoe-v3"
@@ -31,15 +33,29 @@ def _beats_random(run) -> None:
     assert result.interval()[0] > 0.5, str(result)
 
 
+class FinalLags(Observer):
+    """Keeps the async learners' policy-lag statistics as they are when the run stops."""
+
+    def on_stop(self, trainer, reason):
+        self.lags = trainer.lags()
+
+
 def test_async_trains_while_collecting_and_mixes_learners_in_one_env(tmp_path: Path):
+    final = FinalLags()
     run = league.train(
-        TTT, num_policies=2, mode="async", total_steps=40_000, run_dir=str(tmp_path), **FAST
+        TTT,
+        num_policies=2,
+        mode="async",
+        total_steps=40_000,
+        run_dir=str(tmp_path),
+        observers=[final],
+        **FAST,
     )
     _beats_random(run)
-    threads = run._trainer.threads
-    assert all(t.lag.trained > 0 for t in threads.values())
+    assert set(final.lags) == {"p0", "p1"}
+    assert all(lag.trained > 0 for lag in final.lags.values())
     # Every trained sample's version is recorded; lag stays within max_policy_lag.
-    assert all(0 <= t.lag.lag_min <= t.lag.lag_max <= 4 for t in threads.values())
+    assert all(0 <= lag.lag_min <= lag.lag_max <= 4 for lag in final.lags.values())
     matches = pd.read_csv(tmp_path / "matches.csv")
     pairs = matches["policies"].str.split(";")
     assert any(set(p) == {"p0", "p1"} for p in pairs), "no p0-vs-p1 match inside one env"
@@ -61,7 +77,8 @@ def test_batched_collection_trains(tmp_path: Path):
 
 
 def test_forced_lag_drops_stale_samples(tmp_path: Path):
-    run = league.train(
+    final = FinalLags()
+    league.train(
         TTT,
         policies=[{"id": "slow", "algo": "ppo", "update_epochs": 30}],
         mode="async",
@@ -69,9 +86,10 @@ def test_forced_lag_drops_stale_samples(tmp_path: Path):
         num_batches_to_accumulate=3,
         total_steps=12_000,
         run_dir=str(tmp_path),
+        observers=[final],
         **FAST,
     )
-    lag = run._trainer.threads["slow"].lag
+    lag = final.lags["slow"]
     assert lag.dropped > 0  # batches queued behind a running update went stale
     assert lag.lag_max == 0  # nothing older than max_policy_lag was trained on
 
@@ -94,9 +112,11 @@ def test_device_rule_policy_i_on_gpu_i_mod_num_gpus():
 
 
 def test_learners_land_on_their_devices(tmp_path: Path):
-    run = league.train(TTT, num_policies=2, total_steps=256, run_dir=str(tmp_path), **FAST)
-    devices = [a.device for a in run._trainer.learners.values()]
-    assert devices == [torch.device(policy_device(i)) for i in range(len(devices))]
+    options = {**FAST, "num_envs": 6, "batch_size": 192}
+    run = league.train(TTT, num_policies=3, total_steps=256, run_dir=str(tmp_path), **options)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    expected = [torch.device(f"cuda:{i % gpus}" if gpus else "cpu") for i in range(3)]
+    assert [run.policy(f"p{i}").policy.device for i in range(3)] == expected
 
 
 @pytest.mark.parametrize(
@@ -138,7 +158,7 @@ def test_async_with_workers_acts_on_some_envs_while_others_step(tmp_path: Path):
         run_dir=str(tmp_path),
         **FAST,
     )
-    trainer = run._trainer
-    assert all(steps > 0 for steps in trainer.learner_steps.values())
+    committed = json.loads((tmp_path / "trainer.json").read_text())
+    assert all(steps > 0 for steps in committed["learner_steps"].values())
     assert run.env_steps >= 6_000
     assert len(pd.read_csv(tmp_path / "matches.csv")) > 100

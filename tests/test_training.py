@@ -17,7 +17,7 @@ import torch
 
 import league
 from league.evaluate import play_games
-from league.trainer import RunDirError
+from league.errors import RunDirError
 
 TTT = "classic/tictactoe-v3"
 FAST = dict(
@@ -91,7 +91,7 @@ def test_resume_continues_the_same_run(tmp_path: Path):
     assert loaded.env_steps == steps
     pd.testing.assert_frame_equal(loaded.leaderboard(), board)
     for pid, saved in weights.items():
-        now = loaded._trainer.learners[pid].state_dict()
+        now = loaded.policy(pid).policy.state_dict()
         for name, tensor in saved["model"].items():
             assert torch.equal(now["model"][name], tensor)
         assert now["version"] == saved["version"]
@@ -140,20 +140,21 @@ def test_batch_rule_names_the_numbers_to_change(tmp_path: Path):
         league.train(TTT, num_policies=2, run_dir=str(tmp_path), **{**FAST, "batch_size": 300})
 
 
-def test_default_batch_size_meets_the_batch_rule_for_any_number_of_learners(tmp_path: Path):
+def test_default_batch_size_meets_the_batch_rule_for_any_number_of_learners():
     from league.config import TrainConfig
-    from league.trainer import Trainer
+    from league.training.plan import EnvInfo, make_plan
 
+    env = EnvInfo.probe(TTT)
     # Defaults: 96 envs x 1 decision per step x rollout 16 = 1536 samples per iteration.
     expected = {1: 1536, 2: 1536, 4: 384 * 3, 5: None, 6: 256 * 4}
     for learners, batch in expected.items():
-        config = TrainConfig(run_dir=str(tmp_path / str(learners)), num_policies=learners)
+        config = TrainConfig(num_policies=learners)
         if batch is None:  # 1536 / 5 is no whole share: the rule says to change num_envs/rollout
             with pytest.raises(ValueError, match="Change num_envs or rollout"):
-                Trainer(TTT, config)
+                make_plan(config, env)
             continue
-        Trainer(TTT, config)
-        assert config.batch_size == batch
+        assert make_plan(config, env).config.batch_size == batch
+        assert config.batch_size is None  # the plan resolves a copy; the config is not changed
 
 
 def test_unsupported_space_names_space_and_seat(tmp_path: Path):
@@ -254,15 +255,16 @@ def test_nan_loss_stops_that_learner_and_keeps_its_checkpoint(tmp_path: Path):
     assert run.policy("bad").act(obs, np.ones(9, dtype=bool)) in range(9)
 
 
-def test_ppo_entropy_bonus_defaults_by_action_space(tmp_path: Path):
+def test_ppo_entropy_bonus_defaults_by_action_space():
     from league.config import TrainConfig
-    from league.trainer import Trainer
+    from league.training.plan import EnvInfo, make_plan
+    from league.training.population import Population
 
-    def ent(env, **options):
-        run_dir = str(tmp_path / str(len(list(tmp_path.iterdir()))))
-        config = TrainConfig(run_dir=run_dir, progress=False, num_envs=8, rollout=32, **options)
-        trainer = Trainer(env, config)
-        return {pid: algo.config.ent_coef for pid, algo in trainer.learners.items()}
+    def ent(env_id, **options):
+        config = TrainConfig(num_envs=8, rollout=32, **options)
+        env = EnvInfo.probe(env_id, env_kwargs=config.env_kwargs)
+        population = Population(make_plan(config, env).learners, env)
+        return {pid: population[pid].config.ent_coef for pid in population.ids}
 
     ttt = {"batch_size": 256}
     assert set(ent(TTT, num_policies=2, **ttt).values()) == {0.1}  # Discrete: keeps exploring
@@ -287,11 +289,13 @@ def test_anneal_lr_lowers_every_learning_rate_with_the_budget(tmp_path: Path, mo
     last_start = run.env_steps - 6 * FAST["rollout"]  # where the last iteration set the rates
     scale = 1 - last_start / 6_000
     assert 0 < scale < 0.1
-    for algo in run._trainer.learners.values():
+    for pid in ("ppo0", "a2c1", "dqn2"):
+        algo = run.policy(pid).policy
         (group,) = algo.optimizer.param_groups
         assert group["lr"] == pytest.approx(algo.config.learning_rate * scale)
 
     plain = league.train(TTT, total_steps=3_000, run_dir=str(tmp_path / "plain"), **options)
-    for algo in plain._trainer.learners.values():
+    for pid in ("ppo0", "a2c1", "dqn2"):
+        algo = plain.policy(pid).policy
         (group,) = algo.optimizer.param_groups
         assert group["lr"] == algo.config.learning_rate

@@ -4,7 +4,14 @@ auto-resetting multi-agent env, alone (`multiagent`) or vectorised (`vector`).
 This package never imports `league`.
 """
 
-from wrappers.errors import ActionError, EnvError, RewardError, SpaceError, WorkerError
+from wrappers.errors import (
+    ActionError,
+    EnvError,
+    RewardError,
+    SpaceError,
+    WorkerError,
+    WrapperError,
+)
 from wrappers.multiagent import (
     AECMultiAgentEnv,
     GymMultiAgentEnv,
@@ -26,6 +33,7 @@ __all__ = [
     "SpaceError",
     "VectorEnv",
     "WorkerError",
+    "WrapperError",
     "make_env",
     "multiagent",
     "vector",

@@ -16,6 +16,7 @@ from torch import nn
 from league.algos.base import (
     Algorithm,
     Batch,
+    Interrupt,
     check_config,
     compute_gae,
     explained_variance,
@@ -80,7 +81,8 @@ class A2C(Algorithm):
             eps=cfg.optimizer_eps,
         )
 
-    def learn(self, batch: Batch) -> dict[str, float]:
+    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
+        # One optimizer step per update: nothing to interrupt.
         cfg = self.config
         require_keys(
             batch,

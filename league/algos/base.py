@@ -11,7 +11,7 @@ import copy
 import dataclasses
 import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -20,6 +20,7 @@ from gymnasium import spaces
 from torch import nn
 
 Batch = Mapping[str, np.ndarray]
+Interrupt = Callable[[], bool]
 ConfigT = TypeVar("ConfigT")
 
 
@@ -268,8 +269,13 @@ class Algorithm(Policy, ABC):
     def build_optimizer(self) -> torch.optim.Optimizer: ...
 
     @abstractmethod
-    def learn(self, batch: Batch) -> dict[str, float]:
-        """One update from a batch (see docs/algorithms.md); returns scalar stats."""
+    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
+        """One update from a batch (see docs/algorithms.md); returns scalar stats.
+
+        `interrupt` is asked between optimizer steps; once it returns True the
+        update ends there (it still counts as an update): a run's time budget and
+        Ctrl-C are honoured within one minibatch.
+        """
 
     def frozen_act_kwargs(self) -> dict[str, Any]:
         return {}

@@ -19,7 +19,14 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from league.algos.base import Algorithm, Batch, check_config, require_keys, to_tensor
+from league.algos.base import (
+    Algorithm,
+    Batch,
+    Interrupt,
+    check_config,
+    require_keys,
+    to_tensor,
+)
 from league.models import ENCODERS, QNetwork
 
 
@@ -160,7 +167,7 @@ class DQN(Algorithm):
             self.acted_samples += len(obs)
         return result
 
-    def learn(self, batch: Batch) -> dict[str, float]:
+    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
         cfg = self.config
         batch_size = require_keys(
             batch, ("obs", "actions", "rewards", "next_obs", "terminated"), "DQN"
@@ -187,7 +194,10 @@ class DQN(Algorithm):
         if steps is None:
             steps = max(1, batch_size // cfg.train_frequency)
         td_losses, q_means = [], []
-        for _ in range(steps):
+        for step in range(steps):
+            if step and interrupt is not None and interrupt():
+                steps = step
+                break
             data = {
                 k: to_tensor(v, self.device)
                 for k, v in self.replay.sample(cfg.batch_size, self.learn_generator).items()

@@ -18,6 +18,7 @@ from torch import nn
 from league.algos.base import (
     Algorithm,
     Batch,
+    Interrupt,
     check_config,
     compute_gae,
     explained_variance,
@@ -91,7 +92,7 @@ class PPO(Algorithm):
             self.model.parameters(), lr=self.config.learning_rate, eps=self.config.adam_eps
         )
 
-    def learn(self, batch: Batch) -> dict[str, float]:
+    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
         cfg = self.config
         batch_size = require_keys(batch, BATCH_KEYS, "PPO")
         checkpoint = self.checkpoint()
@@ -122,6 +123,7 @@ class PPO(Algorithm):
             k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
         }
         grad_norms = []
+        interrupted = False
         for _epoch in range(cfg.update_epochs):
             epoch_kl = []
             order = torch.randperm(batch_size, generator=self.learn_generator).to(self.device)
@@ -176,8 +178,13 @@ class PPO(Algorithm):
                     stats[key].append(value.detach())
                 grad_norms.append(grad_norm)
                 epoch_kl.append(approx_kl)
+                interrupted = interrupt is not None and interrupt()
+                if interrupted:
+                    break
 
-            if cfg.target_kl is not None and torch.stack(epoch_kl).mean() > cfg.target_kl:
+            if interrupted or (
+                cfg.target_kl is not None and torch.stack(epoch_kl).mean() > cfg.target_kl
+            ):
                 break
 
         self.version += 1

@@ -70,17 +70,17 @@ def ours(env: str, seconds: float, mode: str, batched: bool, workers: int) -> di
             checkpoint_seconds=10**9,
             **settings,
         )
-        trainer = run._trainer
-        trained = sum(trainer.learner_steps.values())
+        committed = json.loads((Path(run.run_dir) / "trainer.json").read_text())
+        trained = sum(committed["learner_steps"].values())
         usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         name = f"league {mode}{' batched' if batched else ''}, {workers} workers"
         return {
             "name": name,
             "env": env,
-            "seat_steps_per_s": trained / trainer.elapsed,
+            "seat_steps_per_s": trained / committed["elapsed"],
             "trained_samples": trained,
-            "seconds": trainer.elapsed,
+            "seconds": committed["elapsed"],
             "peak_rss_mb": (usage + children) / 1024,
             **settings,
         }

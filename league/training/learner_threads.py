@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,7 @@ class Update:
 
     policy_id: str
     samples: int
+    steps: int  # the learner's samples trained so far, this update included
     stats: dict[str, float] = field(default_factory=dict)
     stopped: str | None = None
     error: BaseException | None = None
@@ -102,6 +104,8 @@ class LearnerThread(threading.Thread):
         max_queued: int,
         max_policy_lag: int,
         updates: queue.Queue,
+        steps: int = 0,
+        interrupt: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(name=f"learner-{policy_id}", daemon=True)
         self.policy_id = policy_id
@@ -111,6 +115,9 @@ class LearnerThread(threading.Thread):
         self.max_policy_lag = max_policy_lag
         self.updates = updates
         self.lag = LagStats()
+        # Samples trained so far; read with `train_lock` held, it matches the weights.
+        self.steps = steps
+        self.interrupt = interrupt
         # Held during an update: checkpoints take it to read a consistent state.
         self.train_lock = threading.Lock()
 
@@ -133,16 +140,25 @@ class LearnerThread(threading.Thread):
             # segment then simply starts later, which GAE handles as is.
         self.lag.add(lags[fresh], dropped)
         if not len(batch["rewards"]):
-            return Update(self.policy_id, 0, {"dropped_stale": float(dropped)})
+            return Update(self.policy_id, 0, self.steps, {"dropped_stale": float(dropped)})
         try:
-            stats = self.algo.learn(batch)
+            stats = self.algo.learn(batch, interrupt=self.interrupt)
         except NonFiniteLossError as err:
-            return Update(self.policy_id, 0, stopped=str(err))
+            return Update(self.policy_id, 0, self.steps, stopped=str(err))
         except Exception as err:  # surfaced in the main thread, which stops the run
-            return Update(self.policy_id, 0, error=err)
+            return Update(self.policy_id, 0, self.steps, error=err)
         self.shared.publish(self.algo)
+        samples = len(batch["rewards"])
+        self.steps += samples
         stats["dropped_stale"] = float(dropped)
-        return Update(self.policy_id, len(batch["rewards"]), stats)
+        return Update(self.policy_id, samples, self.steps, stats)
 
     def stop(self) -> None:
+        """Finish the update in progress (it stops early if `interrupt` says so), drop the
+        batches still queued, and end the thread."""
+        while True:
+            try:
+                self.batches.get_nowait()
+            except queue.Empty:
+                break
         self.batches.put(None)

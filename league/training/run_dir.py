@@ -1,0 +1,205 @@
+"""The run directory: every file of a run, and every check before a run touches one.
+
+```
+runs/<name>/config.json      the resolved TrainConfig
+            trainer.json     the commit point: counters and the checkpoint file of every policy
+            league.json      league.json.bak   matches.csv   leaderboard.csv   payoff.csv
+            checkpoints/<policy>/<learner step>.pt
+            tb/              TensorBoard scalars
+```
+
+A checkpoint writes the policy files, then the league's files, then
+`trainer.json`; a run killed at any moment reopens at its last complete
+checkpoint. `RunDir.create` refuses a directory that holds a run (or moves it
+aside to a dated backup on request) before anything is written;
+`RunDir.open` finds a run and checks that its files agree with each other.
+Opening never writes, so a read-only copy of a run can be loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from league._io import atomic_write_bytes, atomic_write_text
+from league.errors import RunDirError
+from league.records import STATE_FILE as LEAGUE_FILE
+
+CONFIG_FILE = "config.json"
+COMMIT_FILE = "trainer.json"
+CHECKPOINTS = "checkpoints"
+# Any of these means the directory holds (part of) a run.
+RUN_MARKERS = (CONFIG_FILE, COMMIT_FILE, LEAGUE_FILE, "matches.csv", CHECKPOINTS)
+
+
+class RunDir:
+    """One run's directory: its config, checkpoints and commit file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # -- finding and claiming a directory ------------------------------------
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike[str], overwrite: bool = False, min_free_mb: int = 0
+    ) -> RunDir:
+        """A directory for a new run. One that holds a run is refused, or with
+        `overwrite=True` moved aside to `<path>.backup-<time>` (never deleted)."""
+        run = cls(path)
+        if run.holds_run():
+            if not overwrite:
+                raise RunDirError(
+                    f"{str(run.path)!r} already holds a run; pass resume={str(run.path)!r} to "
+                    "continue it, run_dir= a new directory, or overwrite=True to move it aside "
+                    "to a dated backup"
+                )
+            backup = run.move_aside()
+            print(f"league: moved the run that was in {run.path} to {backup}")
+        run.check_writable(min_free_mb)
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunDir:
+        """An existing run (to resume or load); RunDirError if there is none."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise RunDirError(f"run directory {str(run.path)!r} does not exist")
+        if not (run.path / CONFIG_FILE).is_file():
+            raise RunDirError(f"{str(run.path)!r} is not a run directory (it has no {CONFIG_FILE})")
+        return run
+
+    def holds_run(self) -> bool:
+        return any((self.path / name).exists() for name in RUN_MARKERS)
+
+    def move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = self.path.with_name(f"{self.path.name}.backup-{stamp}")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = self.path.with_name(f"{self.path.name}.backup-{stamp}-{n}")
+        self.path.rename(backup)
+        return backup
+
+    def check_writable(self, min_free_mb: int = 0) -> None:
+        """Fail before training when the directory cannot hold a run."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as err:
+            raise RunDirError(
+                f"run directory {str(self.path)!r} is not writable ({err.strerror}); "
+                "pass run_dir= a directory you can write to"
+            ) from err
+        free_mb = shutil.disk_usage(self.path).free // 2**20
+        if free_mb < min_free_mb:
+            raise RunDirError(
+                f"run directory {str(self.path)!r} has only {free_mb} MiB free; at least "
+                f"{min_free_mb} MiB (min_free_mb) are needed for checkpoints: free some space "
+                "or pass run_dir= on another disk"
+            )
+
+    # -- config and commit file ----------------------------------------------
+
+    def read_config(self) -> dict[str, Any]:
+        return _read_json(self.path / CONFIG_FILE)
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        text = json.dumps(data, indent=1, sort_keys=True, default=str)
+        atomic_write_text(self.path / CONFIG_FILE, text)
+
+    def has_commit(self) -> bool:
+        return (self.path / COMMIT_FILE).is_file() and (self.path / LEAGUE_FILE).is_file()
+
+    def read_commit(self) -> dict[str, Any]:
+        """The last complete checkpoint's counters and files (trainer.json)."""
+        if not self.has_commit():
+            raise RunDirError(
+                f"{str(self.path)!r} has no complete checkpoint ({COMMIT_FILE} and "
+                f"{LEAGUE_FILE} are needed); start a new run instead"
+            )
+        return _read_json(self.path / COMMIT_FILE)
+
+    def commit(self, state: dict[str, Any]) -> None:
+        """Write trainer.json (the commit point), then drop checkpoint files it does not name."""
+        atomic_write_text(self.path / COMMIT_FILE, json.dumps(state, indent=1, sort_keys=True))
+        self._prune(state["files"].values())
+
+    def check_resumable(self, env_name: str, seats: list[str], learner_ids: list[str]) -> None:
+        """RunDirError, in one line naming the path and the mismatch, unless the last
+        checkpoint belongs to this env and these learners and all its files exist."""
+        state = self.read_commit()
+        where = f"cannot resume {str(self.path)!r}"
+        if state.get("env") != env_name or state.get("seats") != seats:
+            raise RunDirError(
+                f"{where}: it trained env {state.get('env')!r} with seats {state.get('seats')}, "
+                f"not {env_name!r} with seats {seats}"
+            )
+        saved = list(state.get("learner_steps", {}))
+        if sorted(saved) != sorted(learner_ids):
+            raise RunDirError(
+                f"{where}: its checkpoint holds learners {saved} but its config builds "
+                f"{learner_ids}; the directory mixes two runs: start a new run"
+            )
+        missing = [f for f in state["files"].values() if not (self.path / f).is_file()]
+        if missing:
+            raise RunDirError(f"{where}: checkpoint files are missing: {missing}")
+
+    # -- policy checkpoints --------------------------------------------------
+
+    def policy_path(self, policy_id: str, step: int) -> Path:
+        return self.path / CHECKPOINTS / policy_id.replace("/", "_") / f"{int(step)}.pt"
+
+    def save_policy(self, policy_id: str, step: int, payload: dict[str, Any]) -> str:
+        """Write one policy file; returns its path relative to the run directory."""
+        path = self.policy_path(policy_id, step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+        return self.relative(path)
+
+    def load_policy(self, relative: str) -> dict[str, Any]:
+        return torch.load(self.path / relative, map_location="cpu", weights_only=False)
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.path))
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def _prune(self, keep_files: Iterable[str]) -> None:
+        root = self.path / CHECKPOINTS
+        if not root.is_dir():
+            return
+        keep = {self.path / f for f in keep_files}
+        for folder in root.iterdir():
+            for path in folder.glob("*.pt"):
+                if path not in keep:
+                    path.unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise RunDirError(f"{path} is damaged ({err}); it cannot be read") from err

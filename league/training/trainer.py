@@ -1,0 +1,277 @@
+"""The trainer: builds a run from its plan, runs its loop, and keeps its checkpoints.
+
+`Trainer(env_fn, config, ...)` checks everything before it writes anything:
+the plan (config against env), then the run directory (a new run never lands
+on an old one; a resumed one must match its checkpoint). `run()` builds the
+vector env and the loop, writes a first checkpoint (so a run can be resumed
+from its first second), loops, and writes a last one. Ctrl-C or SIGTERM ends
+the step in progress, checkpoints, prints how to resume, and then raises
+`KeyboardInterrupt` (SIGINT) or `SystemExit(143)` (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+import wrappers
+from league.config import TrainConfig
+from league.errors import EXPECTED_ERRORS, RunDirError
+from league.manager import League
+from league.policies import CallablePolicy, RandomPolicy
+from league.training.loop import AsyncLoop, IterationInfo, Loop, SyncLoop, TrainingState
+from league.training.metrics import ProgressBar, TensorBoard
+from league.training.observers import Observer, Observers
+from league.training.plan import EnvInfo, env_reference, make_plan
+from league.training.population import Population
+from league.training.run_dir import RunDir
+from league.training.signals import StopSignals
+
+
+class Trainer:
+    """One training run: its plan, population, league, run directory and observers."""
+
+    def __init__(
+        self,
+        env_fn: Any,
+        config: TrainConfig,
+        *,
+        resume: Any = None,
+        overwrite: bool = False,
+        mapping: Any = None,
+        fixed_policies: dict[str, Any] | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        self.env_fn = env_fn
+        self.mapping = mapping
+        self.fixed_policies = dict(fixed_policies or {})
+        env = EnvInfo.probe(env_fn, config.pad, config.env_kwargs)
+        if config.env is None:
+            config = dataclasses.replace(config, env=env_reference(env_fn))
+        self.plan = make_plan(config, env, custom_mapping=mapping is not None)
+        if resume is not None:
+            self.run_dir = RunDir.open(resume)
+            self.run_dir.check_resumable(env.name, env.seats, self.plan.learner_ids)
+            self.run_dir.check_writable(config.min_free_mb)
+        else:
+            path = config.run_dir or default_run_dir(env.name)
+            self.run_dir = RunDir.create(path, overwrite, config.min_free_mb)
+        self.config = dataclasses.replace(self.plan.config, run_dir=str(self.run_dir))
+        self.population = Population(self.plan.learners, env)
+        self.league = self._build_league()
+        self.state = TrainingState(learner_steps=dict.fromkeys(self.population.ids, 0))
+        self.resumed = resume is not None
+        if self.resumed:
+            self._restore()
+        self.observers = Observers(observers)
+        self.tensorboard: TensorBoard | None = None
+        if self.config.progress:
+            self.observers.add(ProgressBar())
+        self.signals = StopSignals()
+        self.loop: Loop | None = None
+        self.last_iteration = IterationInfo()
+        self._last_checkpoint = time.monotonic()
+
+    # -- building ------------------------------------------------------------
+
+    def _build_league(self) -> League:
+        config, env = self.config, self.plan.env
+        league = League(
+            env.seats,
+            env.roles,
+            teams=config.teams,
+            config=self.plan.league_config,
+            mapping=self.mapping,
+        )
+        for spec in self.plan.learners:
+            league.add_learner(spec.id, spec.role, algo=spec.algo)
+        for name in config.opponents:
+            if name != "random":
+                raise ValueError(f"opponents: unknown fixed policy {name!r}; available: ['random']")
+            for role in env.role_names:
+                pid = "random" if len(env.role_names) == 1 else f"random_{role}"
+                obs_space, action_space = env.spaces[role]
+                random = RandomPolicy(action_space, seed=config.seed, observation_space=obs_space)
+                league.add_fixed(pid, role, random)
+        for pid, fn in self.fixed_policies.items():
+            role = getattr(fn, "role", None) or env.roles[0]
+            league.add_fixed(pid, role, fn if hasattr(fn, "act") else CallablePolicy(fn))
+        return league
+
+    def _restore(self) -> None:
+        """Load the last checkpoint: counters, weights, optimizers, the league, snapshots."""
+        commit = self.run_dir.read_commit()
+        self.state = TrainingState(
+            env_steps=int(commit["env_steps"]),
+            iteration=int(commit["iteration"]),
+            elapsed=float(commit["elapsed"]),
+            learner_steps={pid: int(commit["learner_steps"][pid]) for pid in self.population.ids},
+            stopped=dict(commit.get("stopped", {})),
+        )
+        files = commit["files"]
+        for pid in self.population.ids:
+            self.population[pid].load_state_dict(self.run_dir.load_policy(files[pid])["state"])
+        league = League.load(self.run_dir.path, mapping=self.mapping)
+        if sorted(league.learners()) != sorted(self.population.ids):
+            raise RunDirError(
+                f"cannot resume {str(self.run_dir)!r}: its league.json has learners "
+                f"{league.learners()} but its config builds {self.population.ids}"
+            )
+        for pid, record in league.policies.items():
+            if record.kind == "snapshot":
+                frozen = self.population[record.parent].frozen()
+                frozen.load_state_dict(self.run_dir.load_policy(files[pid])["state"])
+                record.payload = frozen
+            elif record.kind == "learner":
+                record.payload = self.population[pid]
+            elif pid in self.league.policies:
+                record.payload = self.league.policies[pid].payload
+            else:
+                raise RunDirError(
+                    f"run {str(self.run_dir)!r} played against fixed policy {pid!r}, a user "
+                    f"function that runs do not save; pass fixed_policies={{{pid!r}: fn}} "
+                    "to resume it"
+                )
+        self.league = league
+
+    # -- running -------------------------------------------------------------
+
+    def run(self) -> str:
+        """Train until the budget is spent; returns why the run ended ("budget", ...)."""
+        config = self.config
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        if self.resumed:
+            print(f"league: resuming {self.run_dir} at {self.state.env_steps:,} env steps")
+        else:
+            print(f"league: training {self.plan.env.name} into {self.run_dir}")
+        for note in self.plan.notes:
+            print(f"league: {note}")
+        if config.tensorboard:
+            self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
+            self.observers.add(self.tensorboard)
+        vec = wrappers.vector(
+            self.env_fn,
+            num_envs=config.num_envs,
+            num_workers=config.num_workers,
+            batch_size=self._recv_batch(),
+            pad=config.pad,
+            env_kwargs=config.env_kwargs or None,
+        )
+        reason = "error"
+        expected_error = False
+        try:
+            self.loop = (AsyncLoop if config.mode == "async" else SyncLoop)(self, vec)
+            self.run_dir.write_config(self.config.to_dict())
+            self.observers.emit("on_start", self)
+            self.checkpoint()
+            with self.signals:
+                reason = self.loop.run()
+        except EXPECTED_ERRORS:
+            expected_error = True  # bad input met mid-run: keep what was learnt so far
+            raise
+        finally:
+            if self.loop is not None:
+                self.loop.close()
+            vec.close()
+            if expected_error and self.loop is not None:
+                self._save_before_error()
+        self.checkpoint()
+        self.observers.emit("on_stop", self, reason)
+        if reason in ("SIGINT", "SIGTERM"):
+            print(
+                f"league: stopped by {reason} at {self.state.env_steps:,} env steps; "
+                f"everything up to here is saved in {self.run_dir}.\n"
+                f"league: resume with {self.resume_command()}",
+                flush=True,
+            )
+            if reason == "SIGINT":
+                raise KeyboardInterrupt
+            raise SystemExit(143)
+        return reason
+
+    def _recv_batch(self) -> int | None:
+        # Async with 2+ workers: act on one worker's envs while the others step
+        # (Sample Factory's double buffering). Sync and batched step all envs
+        # together, which their fixed schedules need.
+        c = self.config
+        if c.mode == "async" and not c.batched and c.num_workers > 1:
+            return c.num_envs // c.num_workers
+        return None
+
+    def _save_before_error(self) -> None:
+        self.checkpoint()
+        print(
+            f"league: the run stopped on the error below; everything up to "
+            f"{self.state.env_steps:,} env steps is saved in {self.run_dir}",
+            flush=True,
+        )
+
+    def resume_command(self) -> str:
+        env = self.config.env
+        if env is not None:
+            return f"python -m league train {env} --resume {self.run_dir}"
+        return f"league.train(<your env function>, resume={str(self.run_dir)!r})"
+
+    def scalar(self, tag: str, value: float) -> None:
+        """A TensorBoard scalar at the current env step (nothing without TensorBoard)."""
+        if self.tensorboard is not None:
+            self.tensorboard.scalar(tag, value)
+
+    def lags(self) -> dict[str, Any]:
+        """Async policy-lag statistics per learner (empty in sync mode)."""
+        return {} if self.loop is None else self.loop.lags()
+
+    # -- checkpoints -----------------------------------------------------------
+
+    def maybe_checkpoint(self) -> None:
+        if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_seconds:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write every learner, then the league, then trainer.json (the commit point)."""
+        files, steps = {}, {}
+        for pid in self.population.ids:
+            with self.loop.consistent(pid):
+                steps[pid] = self.loop.trained_steps(pid)
+                data = self.population.policy_file(pid, steps[pid])
+            files[pid] = self.run_dir.save_policy(pid, steps[pid], data)
+        for pid, record in self.league.policies.items():
+            if record.kind == "snapshot":
+                files[pid] = self.run_dir.relative(self.run_dir.policy_path(pid, record.step))
+        self.league.save(self.run_dir.path)
+        state = self.state
+        self.run_dir.commit(
+            {
+                "env": self.plan.env.name,
+                "seats": self.plan.env.seats,
+                "env_steps": state.env_steps,
+                "iteration": state.iteration,
+                "elapsed": state.elapsed,
+                "learner_steps": steps,
+                "stopped": state.stopped,
+                "files": files,
+            }
+        )
+        self._last_checkpoint = time.monotonic()
+        self.observers.emit("on_checkpoint", self)
+
+    def save_snapshot(self, snapshot_id: str) -> None:
+        """Write a new snapshot's file (snapshots never change, so once is enough)."""
+        record = self.league.policies[snapshot_id]
+        data = self.population.policy_file(record.parent, record.step, record.payload)
+        self.run_dir.save_policy(snapshot_id, record.step, data)
+
+
+def default_run_dir(env_name: str) -> str:
+    """``runs/<env>-<time>``, with a suffix if a run started in the same second."""
+    base = f"runs/{env_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while RunDir(path).holds_run():
+        n += 1
+        path = f"{base}-{n}"
+    return path
