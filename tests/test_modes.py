@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import league
+from league.evaluate import play_games
 from league.training import Observer
 from league.training.devices import policy_device
-from league.evaluate import play_games
 
 TTT = "classic/tictactoe-v3"
 FAST = dict(num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False)

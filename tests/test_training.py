@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import league
-from league.evaluate import play_games
 from league.errors import RunDirError
+from league.evaluate import play_games
 
 TTT = "classic/tictactoe-v3"
 FAST = dict(
