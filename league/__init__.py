@@ -16,6 +16,7 @@ _LAZY = {
     "League": ("league.manager", "League"),
     "LeagueConfig": ("league.manager", "LeagueConfig"),
     "MatchResult": ("league.manager", "MatchResult"),
+    "Observer": ("league.training.observers", "Observer"),
 }
 
 
@@ -28,4 +29,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'league' has no attribute {name!r}")
 
 
-__all__ = ["League", "LeagueConfig", "MatchResult", "load", "train"]
+__all__ = ["League", "LeagueConfig", "MatchResult", "Observer", "load", "train"]

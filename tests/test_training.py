@@ -73,7 +73,8 @@ def test_ppo_and_dqn_learn_side_by_side(tmp_path: Path):
         assert state["learner_steps"][pid] > 0
         assert (tmp_path / state["files"][pid]).exists()
         result = _vs_random(run, pid)
-        assert result.score > 0.5, str(result)
+        # Random against random wins ~0.44 of games (draws ~0.12): above 0.5 is learnt.
+        assert result.interval()[0] > 0.5, str(result)
 
 
 def test_resume_continues_the_same_run(tmp_path: Path):
