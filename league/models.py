@@ -278,6 +278,10 @@ def make_encoder(
 # ---------------------------------------------------------------------------
 # Action distributions. Each has sample(generator), mode(), log_prob(action)
 # and entropy(); actions are in the env's format (offsets by `start` included).
+# Sampling is a deterministic function of noise drawn first (`noise(rows,
+# generator)` then `sample_from(noise)`), so a stacked population that draws
+# each member's noise from that member's generator acts exactly as the member
+# would alone (league/algos/stacked.py).
 
 
 class MaskedCategorical:
@@ -300,8 +304,21 @@ class MaskedCategorical:
     def _offset(self, index: torch.Tensor) -> torch.Tensor:
         return index + self.start if self.start else index
 
+    def noise(self, rows: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One uniform number in [0, 1) per row."""
+        return torch.rand(rows, generator=generator, device=self.logits.device)
+
+    def sample_from(self, noise: torch.Tensor) -> torch.Tensor:
+        # Inverse CDF: the first action whose cumulative probability reaches
+        # (1 - u) * total. 1 - u is in (0, 1], so a leading illegal action (prob 0,
+        # cumulative 0) is never chosen, and nor is one past the last legal action.
+        cdf = self.probs.cumsum(dim=-1)
+        target = (1.0 - noise).unsqueeze(-1) * cdf[..., -1:]
+        index = (cdf < target).sum(dim=-1)
+        return self._offset(index.clamp_(max=cdf.shape[-1] - 1))
+
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self._offset(torch.multinomial(self.probs, 1, generator=generator).squeeze(-1))
+        return self.sample_from(self.noise(self.logits.shape[0], generator))
 
     def mode(self) -> torch.Tensor:
         return self._offset(self.logits.argmax(dim=-1))
@@ -332,11 +349,16 @@ class DiagGaussian:
         self.std = self.log_std.exp()
         self.low, self.high = low, high
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(
-            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
-        )
+    def noise(self, rows: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal noise, one number per row and action dimension."""
+        shape = (rows, *self.mean.shape[1:])
+        return torch.randn(shape, generator=generator, device=self.mean.device)
+
+    def sample_from(self, noise: torch.Tensor) -> torch.Tensor:
         return torch.clamp(self.mean + self.std * noise, self.low, self.high)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.sample_from(self.noise(self.mean.shape[0], generator))
 
     def mode(self) -> torch.Tensor:
         return torch.clamp(self.mean, self.low, self.high)
@@ -372,8 +394,16 @@ class FactorisedCategorical:
             for part, mask, s in zip(logits.split(list(nvec), -1), masks, start, strict=True)
         ]
 
+    def noise(self, rows: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One uniform number per row and dimension."""
+        device = self.dims[0].logits.device
+        return torch.rand(rows, len(self.dims), generator=generator, device=device)
+
+    def sample_from(self, noise: torch.Tensor) -> torch.Tensor:
+        return torch.stack([d.sample_from(noise[:, i]) for i, d in enumerate(self.dims)], dim=-1)
+
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.stack([d.sample(generator) for d in self.dims], dim=-1)
+        return self.sample_from(self.noise(self.dims[0].logits.shape[0], generator))
 
     def mode(self) -> torch.Tensor:
         return torch.stack([d.mode() for d in self.dims], dim=-1)

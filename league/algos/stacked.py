@@ -1,0 +1,760 @@
+"""Stacked PPO: a population of same-shaped PPO learners as one tensor program.
+
+M learners that share spaces and architecture keep each parameter as one
+tensor with a leading member axis (initialised by `torch.func.stack_module_state`
+from M ordinary `ActorCritic` models, each built with its member's seed, so a
+member starts exactly where a separate PPO learner would). A forward pass is
+the member model's own layers evaluated with batched matrix products
+(`torch.baddbmm`) over the member axis; one PPO update trains every member
+that has a batch, with per-member advantages normalisation, losses,
+gradient-norm clipping, Adam state, step counts, RNG streams and
+hyperparameters (learning rate, entropy and value coefficients, clip range,
+discount, GAE lambda, gradient-norm limit are tensors with one entry per
+member). `tests/test_stacked.py` checks that one stacked update gives the
+parameters of M separate `PPO.learn` calls.
+
+Why not `torch.func.vmap(functional_call(...))`: measured on the 2-core
+machine these docs come from (docs/algorithms.md), vmap over the same model
+cost 2.2x the batched products for acting batches of 4-16 rows per member and
+1.35x for 256-row update minibatches; acting latency is what a league pays
+every env step.
+
+`PolicyBank` holds the acting side: the learners' published weights and the
+frozen snapshots of the group, stacked the same way, so one forward pass acts
+for every seat played by any of them (rows gathered by bank row).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.func import stack_module_state
+
+from league.algos.base import (
+    Batch,
+    Interrupt,
+    NonFiniteLossError,
+    compute_gae,
+    explained_variance,
+    parse_config,
+    require_keys,
+    to_tensor,
+)
+from league.algos.ppo import BATCH_KEYS, PPO, PPOConfig
+from league.models import (
+    ActorCritic,
+    BoardCNN,
+    CategoricalHead,
+    DiagGaussian,
+    FactorisedCategorical,
+    FactorisedHead,
+    GaussianHead,
+    MaskedCategorical,
+    VectorObservation,
+    pick_encoder,
+)
+
+# Per-member hyperparameters: PBT may change one member's value without rebuilding anything.
+HYPERPARAMETERS = (
+    "learning_rate",
+    "ent_coef",
+    "vf_coef",
+    "clip_coef",
+    "max_grad_norm",
+    "gamma",
+    "gae_lambda",
+)
+# What every member of one stack must share: they fix shapes and the update's schedule.
+SHARED = (
+    "hidden_sizes",
+    "encoder",
+    "update_epochs",
+    "num_minibatches",
+    "minibatch_size",
+    "norm_adv",
+    "clip_vloss",
+    "adam_eps",
+    "target_kl",
+)
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
+
+
+def stack_key(config: Any) -> tuple:
+    """Learners whose configs give the same key can share one stack."""
+    config = parse_config(PPOConfig, config, "PPO")
+    return tuple(getattr(config, name) for name in SHARED)
+
+
+def stackable(observation_space: spaces.Space, config: Any) -> bool:
+    """Whether a PPO learner can be a stack member: its encoder must be the MLP or the
+    board CNN (image CNNs, whose cost is their convolutions, keep the per-learner path)."""
+    encoder = parse_config(PPOConfig, config, "PPO").encoder
+    return pick_encoder(observation_space, encoder) != "cnn"
+
+
+# ---------------------------------------------------------------------------
+# Evaluating a member model with stacked parameters
+
+
+def _run(module: nn.Module, params: Mapping[str, torch.Tensor], prefix: str, x: torch.Tensor):
+    """`module`'s forward on (M, B, ...) inputs with parameters stacked on axis 0."""
+    if isinstance(module, nn.Linear):
+        weight, bias = params[prefix + "weight"], params[prefix + "bias"]
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    if isinstance(module, nn.Sequential):
+        for name, child in module.named_children():
+            x = _run(child, params, f"{prefix}{name}.", x)
+        return x
+    if isinstance(module, (nn.Tanh, nn.ReLU)):
+        return module(x)
+    if isinstance(module, VectorObservation):
+        return module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+    if isinstance(module, BoardCNN):
+        members, rows = x.shape[:2]
+        cells = x.reshape(members, rows, -1).float()[:, :, module.windows]
+        windows = cells.shape[2]
+        conv = _run(
+            module.conv, params, prefix + "conv.", cells.reshape(members, rows * windows, -1)
+        )
+        features = torch.relu(conv).reshape(members, rows, -1)
+        return _run(module.body, params, prefix + "body.", features)
+    raise TypeError(f"{type(module).__name__} has no stacked form")
+
+
+def _dist(head: nn.Module, params: Mapping[str, torch.Tensor], prefix: str, features, mask):
+    """The action distribution over all M x B rows (flattened member-major)."""
+    flat_mask = None if mask is None else mask.flatten(0, 1)
+    if isinstance(head, CategoricalHead):
+        logits = _run(head.logits, params, prefix + "logits.", features)
+        return MaskedCategorical(logits.flatten(0, 1), flat_mask, head.start)
+    if isinstance(head, GaussianHead):
+        mean = _run(head.mean, params, prefix + "mean.", features)
+        log_std = params[prefix + "log_std"].unsqueeze(1).expand_as(mean)
+        return DiagGaussian(mean.flatten(0, 1), log_std.flatten(0, 1), head.low, head.high)
+    if isinstance(head, FactorisedHead):
+        logits = _run(head.logits, params, prefix + "logits.", features)
+        return FactorisedCategorical(logits.flatten(0, 1), head.nvec, head.start, flat_mask)
+    raise TypeError(f"{type(head).__name__} has no stacked form")
+
+
+def dist_and_value(
+    template: ActorCritic,
+    params: Mapping[str, torch.Tensor],
+    obs: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> tuple[Any, torch.Tensor]:
+    """(distribution over the M x B rows, values (M, B)) of the stacked members."""
+    actor = _run(template.actor_body, params, "actor_body.", obs)
+    critic = _run(template.critic_body, params, "critic_body.", obs)
+    value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
+    return _dist(template.actor_head, params, "actor_head.", actor, mask), value
+
+
+def values(template: ActorCritic, params: Mapping[str, torch.Tensor], obs: torch.Tensor):
+    critic = _run(template.critic_body, params, "critic_body.", obs)
+    return _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------
+# The learners
+
+
+class StackedPPO:
+    """M PPO learners trained as one; member m behaves as `PPO(..., seed=seeds[m])`.
+
+    `learn({member: batch})` updates the members that have a batch (all batches of
+    one size). Members are addressed by index; `member_state_dict(m)` and
+    `load_member_state_dict(m, state)` use a separate `PPO`'s format, so a member's
+    checkpoint loads into a `PPO` and the other way round.
+    """
+
+    name = "ppo"
+    on_policy = True
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        configs: Sequence[Any],
+        device: str | torch.device = "cpu",
+        seeds: Sequence[int] = (),
+        where: str | None = None,
+    ) -> None:
+        if len(configs) != len(seeds) or not configs:
+            raise ValueError("StackedPPO needs one config and one seed per member")
+        self.configs = [parse_config(PPOConfig, c, "PPO") for c in configs]
+        keys = {stack_key(c) for c in self.configs}
+        if len(keys) != 1:
+            raise ValueError(
+                f"members of one stack must share {SHARED}; got {len(keys)} different sets"
+            )
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = torch.device(device)
+        self.seeds = list(seeds)
+        members = [
+            PPO(observation_space, action_space, c, device, s, where)
+            for c, s in zip(self.configs, self.seeds, strict=True)
+        ]
+        self.template = members[0].model
+        if self.template.shared:
+            raise ValueError("image (CNN) learners keep the per-learner path; they do not stack")
+        params, _ = stack_module_state([m.model for m in members])
+        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        self.steps = torch.zeros(len(members), dtype=torch.float64)  # Adam steps per member
+        self.versions = [0] * len(members)
+        self.generators = [m.generator for m in members]
+        self.learn_generators = [m.learn_generator for m in members]
+        # torch.optim.Adam's state_dict layout, for members' checkpoints.
+        self._param_names = [name for name, _ in self.template.named_parameters()]
+        self._param_groups = members[0].optimizer.state_dict()["param_groups"]
+        self.base = {
+            name: torch.tensor(
+                [float(getattr(c, name)) for c in self.configs],
+                dtype=torch.float32,
+                device=self.device,
+            )
+            for name in HYPERPARAMETERS
+        }
+        self.hparams = {k: v.clone() for k, v in self.base.items()}
+        self.lr_scale = 1.0
+        self.shared_config = self.configs[0]
+
+    @property
+    def num_members(self) -> int:
+        return len(self.versions)
+
+    # -- hyperparameters -------------------------------------------------------
+
+    def hyperparameters(self, member: int) -> dict[str, float]:
+        return {name: float(getattr(self.configs[member], name)) for name in HYPERPARAMETERS}
+
+    def set_hyperparameters(self, member: int, **values: float) -> None:
+        for name, value in values.items():
+            if name not in HYPERPARAMETERS:
+                raise ValueError(f"{name!r} is not a per-member hyperparameter: {HYPERPARAMETERS}")
+            self.base[name][member] = float(value)
+            setattr(self.configs[member], name, type(getattr(self.configs[member], name))(value))
+        self._apply_lr_scale()
+
+    def set_lr_scale(self, scale: float) -> None:
+        self.lr_scale = scale
+        self._apply_lr_scale()
+
+    def _apply_lr_scale(self) -> None:
+        self.hparams = {k: v.clone() for k, v in self.base.items()}
+        self.hparams["learning_rate"] = self.base["learning_rate"] * self.lr_scale
+
+    # -- the update --------------------------------------------------------------
+
+    def learn(
+        self, batches: Mapping[int, Batch], interrupt: Interrupt | None = None
+    ) -> dict[int, dict[str, float] | NonFiniteLossError]:
+        """One PPO update of each member in `batches`; per member, its stats or the
+        NonFiniteLossError that rolled it back (the others keep their update)."""
+        members = sorted(batches)
+        sizes = {require_keys(batches[m], BATCH_KEYS, "PPO") for m in members}
+        if len(sizes) != 1:
+            raise ValueError(f"stacked members learn from batches of one size, got {sizes}")
+        (batch_size,) = sizes
+        cfg = self.shared_config
+        device = self.device
+        k = len(members)
+        index = torch.tensor(members, device=device)
+        h = {name: value[index] for name, value in self.hparams.items()}
+        saved = self._save_rows(index)
+
+        gaes = [
+            compute_gae(
+                batches[m]["rewards"],
+                batches[m]["values"],
+                batches[m]["next_values"],
+                batches[m]["terminated"],
+                batches[m]["segment_end"],
+                float(self.configs[m].gamma),
+                float(self.configs[m].gae_lambda),
+            )
+            for m in members
+        ]
+
+        def stacked(key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+            return to_tensor(np.stack([batches[m][key] for m in members]), device, dtype)
+
+        b_obs = stacked("obs")
+        b_masks = (
+            stacked("action_mask", torch.bool) if "action_mask" in batches[members[0]] else None
+        )
+        b_actions = stacked("actions")
+        b_logprobs = stacked("logprobs", torch.float32)
+        b_values = stacked("values", torch.float32)
+        b_advantages = to_tensor(np.stack([a for a, _ in gaes]), device)
+        b_returns = to_tensor(np.stack([r for _, r in gaes]), device)
+
+        minibatch_size = cfg.minibatch_size or math.ceil(batch_size / cfg.num_minibatches)
+        rows = torch.arange(k, device=device).unsqueeze(1)
+        active = torch.ones(k, dtype=torch.bool, device=device)  # target_kl stops a member
+        alive = torch.ones(k, dtype=torch.bool, device=device)  # a non-finite loss ends one
+        failures: dict[int, str] = {}
+        sums: dict[str, torch.Tensor] = {}
+        counts = torch.zeros(k, device=device)
+        interrupted = False
+        for _epoch in range(cfg.update_epochs):
+            epoch_kl = torch.zeros(k, device=device)
+            epoch_steps = 0
+            orders = torch.stack(
+                [torch.randperm(batch_size, generator=self.learn_generators[m]) for m in members]
+            ).to(device)
+            for start in range(0, batch_size, minibatch_size):
+                mb = orders[:, start : start + minibatch_size]
+                stepping = active & alive
+                terms = self._losses(
+                    index,
+                    h,
+                    b_obs[rows, mb],
+                    None if b_masks is None else b_masks[rows, mb],
+                    b_actions[rows, mb],
+                    b_logprobs[rows, mb],
+                    b_values[rows, mb],
+                    b_advantages[rows, mb],
+                    b_returns[rows, mb],
+                )
+                finite = torch.stack([torch.isfinite(t) for t in terms.values()]).all(dim=0)
+                self._fail(members, stepping & ~finite, terms, failures)
+                alive &= finite | ~stepping
+                stepping = stepping & alive
+                for p in self.params.values():
+                    p.grad = None
+                loss = terms["policy_loss"] - h["ent_coef"] * terms["entropy"]
+                loss = loss + h["vf_coef"] * terms["value_loss"]
+                torch.where(stepping, loss, torch.zeros_like(loss)).sum().backward()
+                grad_norm = self._clip_grads(index, h["max_grad_norm"], stepping)
+                bad_norm = stepping & ~torch.isfinite(grad_norm)
+                self._fail(members, bad_norm, {"grad_norm": grad_norm}, failures)
+                alive &= ~bad_norm
+                stepping = stepping & alive
+                self._adam_step(index, h["learning_rate"], stepping)
+                terms["grad_norm"] = grad_norm
+                weight = stepping.float()
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + torch.where(stepping, value.detach(), 0.0)
+                counts += weight
+                epoch_kl += torch.where(stepping, terms["approx_kl"].detach(), 0.0)
+                epoch_steps += 1
+                interrupted = interrupt is not None and interrupt()
+                if interrupted:
+                    break
+            if interrupted:
+                break
+            if cfg.target_kl is not None:
+                active &= ~(epoch_kl / max(epoch_steps, 1) > cfg.target_kl)
+            if not (active & alive).any():
+                break
+
+        self._restore_rows(index, saved, ~alive)
+        results: dict[int, dict[str, float] | NonFiniteLossError] = {}
+        for i, m in enumerate(members):
+            if m in failures:
+                results[m] = NonFiniteLossError(failures[m])
+                continue
+            self.versions[m] += 1
+            stats = {key: float(value[i] / counts[i]) for key, value in sums.items()}
+            stats["explained_variance"] = explained_variance(
+                np.asarray(batches[m]["values"]), gaes[i][1]
+            )
+            results[m] = stats
+        return results
+
+    def _losses(
+        self,
+        index: torch.Tensor,
+        h: dict[str, torch.Tensor],
+        obs: torch.Tensor,
+        masks: torch.Tensor | None,
+        actions: torch.Tensor,
+        logprobs: torch.Tensor,
+        old_values: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """PPO's loss terms per member (each (K,)), for the members in `index`."""
+        cfg = self.shared_config
+        k, mb = obs.shape[:2]
+        params = self._rows(index)
+        dist, newvalue = dist_and_value(self.template, params, obs, masks)
+        newlogprob = dist.log_prob(actions.flatten(0, 1)).view(k, mb)
+        entropy = dist.entropy().view(k, mb)
+        logratio = newlogprob - logprobs
+        ratio = logratio.exp()
+        clip = h["clip_coef"].unsqueeze(1)
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - logratio).mean(dim=1)
+            clipfrac = ((ratio - 1.0).abs() > clip).float().mean(dim=1)
+        if cfg.norm_adv:
+            mean = advantages.mean(dim=1, keepdim=True)
+            std = advantages.std(dim=1, correction=0, keepdim=True)
+            advantages = (advantages - mean) / (std + 1e-8)
+        pg_loss1 = -advantages * ratio
+        pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
+        pg_loss = torch.max(pg_loss1, pg_loss2).mean(dim=1)
+        if cfg.clip_vloss:
+            v_loss_unclipped = (newvalue - returns) ** 2
+            v_clipped = old_values + torch.clamp(newvalue - old_values, -clip, clip)
+            v_loss_clipped = (v_clipped - returns) ** 2
+            v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean(dim=1)
+        else:
+            v_loss = 0.5 * ((newvalue - returns) ** 2).mean(dim=1)
+        return {
+            "policy_loss": pg_loss,
+            "value_loss": v_loss,
+            "entropy": entropy.mean(dim=1),
+            "approx_kl": approx_kl,
+            "clipfrac": clipfrac,
+        }
+
+    def _rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        if len(index) == self.num_members:
+            return self.params
+        return {name: p.index_select(0, index) for name, p in self.params.items()}
+
+    def _clip_grads(
+        self, index: torch.Tensor, max_norm: torch.Tensor, stepping: torch.Tensor
+    ) -> torch.Tensor:
+        """Per member: scale its gradients so their global norm is at most its
+        max_grad_norm (`nn.utils.clip_grad_norm_`'s rule); returns the norms."""
+        grads = [p.grad[index] for p in self.params.values()]
+        norms = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
+        coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+        coef = torch.where(stepping, coef, torch.zeros_like(coef))
+        for p, g in zip(self.params.values(), grads, strict=True):
+            p.grad.index_copy_(0, index, g * coef.view(-1, *[1] * (g.dim() - 1)))
+        return norms
+
+    @torch.no_grad()
+    def _adam_step(self, index: torch.Tensor, lr: torch.Tensor, stepping: torch.Tensor) -> None:
+        """torch.optim.Adam's update, for the members stepping (each with its own
+        step count and learning rate); the other rows are left as they are."""
+        if not stepping.any():
+            return
+        rows = index[stepping]
+        lr = lr[stepping].double()
+        self.steps[rows.cpu()] += 1
+        step = self.steps[rows.cpu()].to(self.device)
+        beta1, beta2 = ADAM_BETAS
+        eps = self.shared_config.adam_eps
+        step_size = (lr / (1 - beta1**step)).float()
+        bias_correction2_sqrt = ((1 - beta2**step) ** 0.5).float()
+        for name, p in self.params.items():
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            grad = p.grad[rows]
+            exp_avg = self.exp_avg[name][rows].lerp_(grad, 1 - beta1)
+            exp_avg_sq = (
+                self.exp_avg_sq[name][rows].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            )
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt.view(shape)).add_(eps)
+            p.index_copy_(0, rows, p[rows] - step_size.view(shape) * exp_avg / denom)
+            self.exp_avg[name].index_copy_(0, rows, exp_avg)
+            self.exp_avg_sq[name].index_copy_(0, rows, exp_avg_sq)
+
+    def _fail(self, members: list[int], failed: torch.Tensor, terms: dict, failures: dict) -> None:
+        for i in torch.nonzero(failed).flatten().tolist():
+            bad = next(name for name, t in terms.items() if not torch.isfinite(t[i]))
+            failures.setdefault(
+                members[i],
+                f"PPO: non-finite {bad} ({terms[bad][i].item()}) at update "
+                f"{self.versions[members[i]]}; model and optimizer restored to their state "
+                "before this learn() call. Look for NaN/inf in the batch (rewards, "
+                "observations) or lower the learning rate.",
+            )
+
+    def _save_rows(self, index: torch.Tensor) -> dict[str, Any]:
+        with torch.no_grad():
+            return {
+                "params": {k: v[index].clone() for k, v in self.params.items()},
+                "exp_avg": {k: v[index].clone() for k, v in self.exp_avg.items()},
+                "exp_avg_sq": {k: v[index].clone() for k, v in self.exp_avg_sq.items()},
+                "steps": self.steps[index.cpu()].clone(),
+            }
+
+    @torch.no_grad()
+    def _restore_rows(self, index: torch.Tensor, saved: dict[str, Any], which: torch.Tensor):
+        if not which.any():
+            return
+        rows, pick = index[which], torch.nonzero(which).flatten()
+        for part in ("params", "exp_avg", "exp_avg_sq"):
+            store = getattr(self, part)
+            for name, tensor in store.items():
+                tensor.index_copy_(0, rows, saved[part][name][pick])
+        self.steps[rows.cpu()] = saved["steps"][pick.cpu()]
+
+    # -- members as separate learners ------------------------------------------
+
+    def member_model_state(self, member: int) -> dict[str, torch.Tensor]:
+        """Member `member`'s weights as an `ActorCritic` state_dict."""
+        state = {k: v.detach()[member].clone() for k, v in self.params.items()}
+        for name, buffer in self.template.named_buffers():
+            if name in self.template.state_dict():
+                state[name] = buffer.clone()
+        return state
+
+    def member_state_dict(self, member: int) -> dict[str, Any]:
+        """Exactly what `PPO.state_dict()` of this member alone would hold."""
+        step = torch.tensor(float(self.steps[member]))
+        optimizer_state = {}
+        if self.steps[member] > 0:
+            optimizer_state = {
+                i: {
+                    "step": step.clone(),
+                    "exp_avg": self.exp_avg[name][member].clone(),
+                    "exp_avg_sq": self.exp_avg_sq[name][member].clone(),
+                }
+                for i, name in enumerate(self._param_names)
+            }
+        groups = copy.deepcopy(self._param_groups)
+        groups[0]["lr"] = float(self.hparams["learning_rate"][member])
+        return {
+            "name": self.name,
+            "config": dataclasses.asdict(self.configs[member]),
+            "version": self.versions[member],
+            "model": self.member_model_state(member),
+            "optimizer": {"state": optimizer_state, "param_groups": groups},
+            "generator": self.generators[member].get_state(),
+            "learn_generator": self.learn_generators[member].get_state(),
+        }
+
+    @torch.no_grad()
+    def load_member_state_dict(self, member: int, state: Mapping[str, Any]) -> None:
+        if state["name"] != self.name:
+            raise ValueError(f"cannot load a {state['name']} state into a stacked PPO member")
+        self.versions[member] = int(state["version"])
+        for name, p in self.params.items():
+            p[member] = state["model"][name].to(self.device)
+        moments = state["optimizer"]["state"]
+        for i, name in enumerate(self._param_names):
+            entry = moments.get(i, moments.get(str(i)))
+            self.exp_avg[name][member] = 0 if entry is None else entry["exp_avg"]
+            self.exp_avg_sq[name][member] = 0 if entry is None else entry["exp_avg_sq"]
+        first = moments.get(0, moments.get("0"))
+        self.steps[member] = 0.0 if first is None else float(first["step"])
+        config = state.get("config")
+        if config is not None:
+            self.set_hyperparameters(member, **{k: config[k] for k in HYPERPARAMETERS})
+        self.generators[member].set_state(state["generator"].cpu())
+        self.learn_generators[member].set_state(state["learn_generator"].cpu())
+
+    @torch.no_grad()
+    def copy_member(self, source: int, target: int) -> None:
+        """Target takes source's weights and optimizer state (PBT's exploit)."""
+        for store in (self.params, self.exp_avg, self.exp_avg_sq):
+            for tensor in store.values():
+                tensor[target] = tensor[source]
+        self.steps[target] = self.steps[source]
+
+    @torch.no_grad()
+    def reset_member(self, member: int) -> None:
+        """Back to the member's initial weights and a fresh optimizer."""
+        fresh = PPO(
+            self.observation_space,
+            self.action_space,
+            self.configs[member],
+            self.device,
+            self.seeds[member],
+        )
+        for name, p in fresh.model.named_parameters():
+            self.params[name][member] = p
+        for store in (self.exp_avg, self.exp_avg_sq):
+            for tensor in store.values():
+                tensor[member] = 0
+        self.steps[member] = 0.0
+
+    def member_bytes(self) -> int:
+        """Bytes of one member's weights (its Adam moments take twice that again)."""
+        return sum(p[0].numel() * p.element_size() for p in self.params.values())
+
+
+class PolicyBank:
+    """The acting weights of one stack: learners' published copies in rows 0..M-1,
+    frozen snapshots in the rows after them.
+
+    `act(obs, mask, rows)` runs one forward pass for observations whose acting
+    policy is bank row `rows[i]`: rows are grouped by bank row into a padded
+    (policies used, most rows of one policy, ...) batch, each policy's sampling
+    noise comes from that policy's own generator, and results return in input
+    order. Snapshot rows are reused once the league evicts their snapshot, so
+    memory is bounded by the number of snapshots kept.
+    """
+
+    def __init__(self, stack: StackedPPO, capacity: int = 0) -> None:
+        self.stack = stack
+        self.template = stack.template
+        self.device = stack.device
+        self.num_learners = stack.num_members
+        size = self.num_learners + max(capacity, 1)
+        self.params = {
+            k: torch.zeros((size, *v.shape[1:]), dtype=v.dtype, device=self.device)
+            for k, v in stack.params.items()
+        }
+        self.generators: list[torch.Generator] = list(stack.generators)
+        self.versions = np.zeros(size, dtype=np.int64)
+        self.free = list(range(size - 1, self.num_learners - 1, -1))
+        self.lock = threading.Lock()
+        for member in range(self.num_learners):
+            self.publish(member)
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+    def snapshot_bytes(self) -> int:
+        return sum(p[0].numel() * p.element_size() for p in self.params.values())
+
+    @torch.no_grad()
+    def publish(self, member: int) -> None:
+        """Copy learner `member`'s current weights into its acting row."""
+        with self.lock:
+            for name, p in self.params.items():
+                p[member] = self.stack.params[name][member]
+            self.versions[member] = self.stack.versions[member]
+
+    @torch.no_grad()
+    def add_snapshot(self, member: int) -> int:
+        """Freeze learner `member`'s acting row into a free row; returns that row."""
+        with self.lock:
+            if not self.free:
+                self._grow()
+            row = self.free.pop()
+            for p in self.params.values():
+                p[row] = p[member]
+            version = int(self.versions[member])
+            self.versions[row] = version
+            # Seeded as a FrozenPolicy of this version would be.
+            seed = self.stack.seeds[member] + 7919 * (version + 1)
+            self._set_generator(row, torch.Generator(device=self.device).manual_seed(seed))
+            return row
+
+    def load_snapshot(self, row: int, state: Mapping[str, Any]) -> None:
+        """Restore a snapshot row from a FrozenPolicy state_dict."""
+        with self.lock, torch.no_grad():
+            for name, p in self.params.items():
+                p[row] = state["model"][name].to(self.device)
+            self.versions[row] = int(state["version"])
+            generator = torch.Generator(device=self.device)
+            generator.set_state(state["generator"].cpu())
+            self._set_generator(row, generator)
+
+    def claim_row(self) -> int:
+        with self.lock:
+            if not self.free:
+                self._grow()
+            return self.free.pop()
+
+    def release(self, row: int) -> None:
+        with self.lock:
+            if row >= self.num_learners and row not in self.free:
+                self.free.append(row)
+
+    def snapshot_state_dict(self, row: int) -> dict[str, Any]:
+        """The FrozenPolicy state_dict of a snapshot row."""
+        with self.lock:
+            model = {k: v[row].clone() for k, v in self.params.items()}
+            for name, buffer in self.template.named_buffers():
+                if name in self.template.state_dict():
+                    model[name] = buffer.clone()
+            return {
+                "name": "ppo",
+                "version": int(self.versions[row]),
+                "model": model,
+                "generator": self.generators[row].get_state(),
+                "act_kwargs": {},
+            }
+
+    def _set_generator(self, row: int, generator: torch.Generator) -> None:
+        while len(self.generators) <= row:
+            self.generators.append(torch.Generator(device=self.device))
+        self.generators[row] = generator
+
+    def _grow(self) -> None:
+        size = len(self.versions)
+        extra = max(size - self.num_learners, 1)
+        self.params = {
+            k: torch.cat([v, torch.zeros((extra, *v.shape[1:]), dtype=v.dtype, device=v.device)])
+            for k, v in self.params.items()
+        }
+        self.versions = np.concatenate([self.versions, np.zeros(extra, dtype=np.int64)])
+        self.free.extend(range(size + extra - 1, size - 1, -1))
+
+    # -- acting ----------------------------------------------------------------
+
+    @torch.inference_mode()
+    def act(
+        self,
+        obs: np.ndarray,
+        action_mask: np.ndarray | None,
+        rows: np.ndarray,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Actions, log-probabilities, values and versions for observations acted by
+        bank rows `rows`."""
+        used, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+        n = len(rows)
+        order = np.argsort(inverse, kind="stable")
+        position = np.empty(n, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        position[order] = np.arange(n) - np.repeat(starts, counts)
+        width = int(counts.max())
+        slot = torch.as_tensor(inverse, device=self.device)
+        pos = torch.as_tensor(position, device=self.device)
+        obs_t = to_tensor(obs, self.device)
+        padded = obs_t.new_zeros((len(used), width, *obs_t.shape[1:]))
+        padded[slot, pos] = obs_t
+        mask_t = None
+        if action_mask is not None:
+            mask_t = torch.ones(
+                (len(used), width, action_mask.shape[-1]), dtype=torch.bool, device=self.device
+            )
+            mask_t[slot, pos] = to_tensor(action_mask, self.device, torch.bool)
+        with self.lock:
+            index = torch.as_tensor(used, device=self.device)
+            params = {k: v.index_select(0, index) for k, v in self.params.items()}
+            generators = [self.generators[r] for r in used]
+            versions = self.versions[rows].copy()
+        dist, value = dist_and_value(self.template, params, padded, mask_t)
+        flat = slot * width + pos  # each input row's place among the padded rows
+        if deterministic:
+            actions = dist.mode()
+        else:
+            # Each policy's noise from its own generator, as it would draw acting alone.
+            draws = [dist.noise(int(c), g) for c, g in zip(counts, generators, strict=True)]
+            noise = draws[0].new_zeros((len(used) * width, *draws[0].shape[1:]))
+            for u, drawn in enumerate(draws):
+                noise[u * width : u * width + len(drawn)] = drawn
+            actions = dist.sample_from(noise)
+        logprob = dist.log_prob(actions)[flat]
+        actions = actions[flat]
+        action_shape = self.stack.action_space.shape
+        out = actions.cpu().numpy().reshape(n, *action_shape)
+        return out.astype(self.stack.action_space.dtype, copy=False), {
+            "logprob": logprob.cpu().numpy(),
+            "value": value.flatten()[flat].cpu().numpy(),
+            "version": versions,
+        }
+
+    @torch.inference_mode()
+    def value(self, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        values_out = np.zeros(len(rows), dtype=np.float32)
+        for row in np.unique(rows):
+            sel = rows == row
+            with self.lock:
+                params = {k: v[row : row + 1] for k, v in self.params.items()}
+            obs_t = to_tensor(obs[sel], self.device).unsqueeze(0)
+            values_out[sel] = values(self.template, params, obs_t)[0].cpu().numpy()
+        return values_out

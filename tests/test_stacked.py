@@ -1,0 +1,168 @@
+"""Stacked PPO learns exactly as separate PPO learners do, and its bank acts as they do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from league.algos import PPO, make_algorithm
+from league.algos.stacked import PolicyBank, StackedPPO
+
+BOARD = spaces.Box(0, 1, (6, 7, 2), np.int8)  # connect four
+ACTIONS = spaces.Discrete(7)
+B = 256
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _batch(rng: np.random.Generator, space: spaces.Space = BOARD, n: int = B) -> dict:
+    mask = rng.random((n, 7)) < 0.7
+    mask[np.arange(n), rng.integers(0, 7, n)] = True
+    actions = np.array([rng.choice(np.flatnonzero(m)) for m in mask])
+    segment_end = rng.random(n) < 0.1
+    segment_end[-1] = True
+    return {
+        "obs": rng.integers(0, 2, (n, *space.shape)).astype(space.dtype),
+        "action_mask": mask,
+        "actions": actions,
+        "logprobs": np.log(1 / mask.sum(1)).astype(np.float32) + rng.normal(0, 0.05, n),
+        "values": rng.normal(0, 0.5, n).astype(np.float32),
+        "rewards": rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32),
+        "terminated": segment_end & (rng.random(n) < 0.5),
+        "next_values": rng.normal(0, 0.5, n).astype(np.float32),
+        "segment_end": segment_end,
+    }
+
+
+CONFIGS = [
+    {"hidden_sizes": [64, 64], "learning_rate": 1e-3, "ent_coef": 0.1},
+    {"hidden_sizes": [64, 64], "learning_rate": 3e-4, "ent_coef": 0.01, "clip_coef": 0.1},
+    {"hidden_sizes": [64, 64], "learning_rate": 2e-3, "gamma": 0.9, "max_grad_norm": 0.1},
+]
+SEEDS = [3, 11, 42]
+
+
+def _assert_same_learner(stack: StackedPPO, member: int, alone: PPO) -> None:
+    mine, theirs = stack.member_state_dict(member), alone.state_dict()
+    assert mine["version"] == theirs["version"]
+    for name, tensor in theirs["model"].items():
+        torch.testing.assert_close(mine["model"][name], tensor, rtol=1e-4, atol=1e-6)
+    for key, moments in theirs["optimizer"]["state"].items():
+        for name, value in moments.items():
+            got = mine["optimizer"]["state"][key][name]
+            torch.testing.assert_close(got, value, rtol=1e-4, atol=1e-8, msg=f"{key} {name}")
+    assert torch.equal(mine["learn_generator"], theirs["learn_generator"])
+
+
+def test_a_stacked_update_equals_separate_updates():
+    space = BOARD
+    rng = np.random.default_rng(0)
+    stack = StackedPPO(space, ACTIONS, CONFIGS, seeds=SEEDS)
+    alone = [PPO(space, ACTIONS, c, seed=s) for c, s in zip(CONFIGS, SEEDS, strict=True)]
+    for m in range(3):  # the same starting point, seed for seed
+        _assert_same_learner(stack, m, alone[m])
+    for _ in range(2):
+        batches = {m: _batch(rng, space) for m in range(3)}
+        results = stack.learn(batches)
+        for m in range(3):
+            stats = alone[m].learn(batches[m])
+            _assert_same_learner(stack, m, alone[m])
+            for key, value in stats.items():
+                assert results[m][key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
+    # Only some members have a batch: the others do not move (Adam state included).
+    before = stack.member_state_dict(1)
+    batches = {0: _batch(rng, space), 2: _batch(rng, space)}
+    stack.learn(batches)
+    for m in (0, 2):
+        alone[m].learn(batches[m])
+        _assert_same_learner(stack, m, alone[m])
+    after = stack.member_state_dict(1)
+    for name, tensor in before["model"].items():
+        assert torch.equal(after["model"][name], tensor)
+    assert after["optimizer"]["state"][0]["step"] == before["optimizer"]["state"][0]["step"]
+
+
+def test_board_encoders_and_continuous_actions_stack_exactly_too():
+    rng = np.random.default_rng(4)
+    board = [{**c, "encoder": "board"} for c in CONFIGS]
+    continuous = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    vector = spaces.Box(-5.0, 5.0, (10,), np.float32)
+    cases = [(BOARD, ACTIONS, board), (vector, continuous, CONFIGS)]
+    for obs_space, action_space, configs in cases:
+        stack = StackedPPO(obs_space, action_space, configs, seeds=SEEDS)
+        alone = [
+            PPO(obs_space, action_space, c, seed=s) for c, s in zip(configs, SEEDS, strict=True)
+        ]
+        batches = {m: _batch(rng, obs_space) for m in range(3)}
+        if isinstance(action_space, spaces.Box):
+            for batch in batches.values():
+                del batch["action_mask"]
+                batch["actions"] = rng.uniform(-1, 1, (B, 2)).astype(np.float32)
+                batch["obs"] = rng.normal(0, 1, (B, 10)).astype(np.float32)
+                batch["logprobs"] = rng.normal(-2, 0.1, B).astype(np.float32)
+        stack.learn(batches)
+        for m in range(3):
+            alone[m].learn(batches[m])
+            _assert_same_learner(stack, m, alone[m])
+
+
+def test_a_member_whose_loss_is_not_finite_is_rolled_back_alone():
+    rng = np.random.default_rng(1)
+    stack = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=SEEDS)
+    batches = {m: _batch(rng) for m in range(3)}
+    batches[1]["rewards"] = batches[1]["rewards"] * np.float32(1e30)  # values overflow
+    before = stack.member_state_dict(1)
+    results = stack.learn(batches)
+    assert "non-finite" in str(results[1])
+    assert isinstance(results[0], dict) and isinstance(results[2], dict)
+    after = stack.member_state_dict(1)
+    assert after["version"] == before["version"]
+    for name, tensor in before["model"].items():
+        assert torch.equal(after["model"][name], tensor)
+    assert stack.versions == [1, 0, 1]
+
+
+def test_member_state_round_trips_through_a_separate_ppo():
+    rng = np.random.default_rng(2)
+    stack = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=SEEDS)
+    stack.learn({m: _batch(rng) for m in range(3)})
+    alone = make_algorithm("ppo", BOARD, ACTIONS, config=CONFIGS[1], seed=99)
+    alone.load_state_dict(stack.member_state_dict(1))
+    _assert_same_learner(stack, 1, alone)
+    other = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=[5, 6, 7])
+    other.load_member_state_dict(2, alone.state_dict())
+    _assert_same_learner(other, 2, alone)
+    assert other.hyperparameters(2)["learning_rate"] == CONFIGS[1]["learning_rate"]
+
+
+def test_the_bank_acts_as_each_policy_would_alone():
+    rng = np.random.default_rng(3)
+    stack = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=SEEDS)
+    stack.learn({m: _batch(rng) for m in range(3)})
+    alone = [PPO(BOARD, ACTIONS, c, seed=s) for c, s in zip(CONFIGS, SEEDS, strict=True)]
+    for m in range(3):
+        alone[m].load_state_dict(stack.member_state_dict(m))
+    bank = PolicyBank(stack, capacity=2)
+    snapshot_row = bank.add_snapshot(2)
+    frozen = alone[2].frozen()
+    rows = rng.choice([0, 1, 2, snapshot_row], 40)
+    rows[:4] = [0, 1, 2, snapshot_row]
+    data = _batch(rng, n=40)
+    obs, mask = data["obs"], data["action_mask"]
+    actions, extras = bank.act(obs, mask, rows)
+    for row, policy in [(0, alone[0]), (1, alone[1]), (2, alone[2]), (snapshot_row, frozen)]:
+        sel = rows == row
+        expected, theirs = policy.act(obs[sel], mask[sel])
+        np.testing.assert_array_equal(actions[sel], expected)
+        np.testing.assert_allclose(extras["logprob"][sel], theirs["logprob"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(extras["value"][sel], theirs["value"], rtol=1e-4, atol=1e-5)
+        assert mask[sel][np.arange(sel.sum()), actions[sel]].all()  # legal moves only
+    assert (extras["version"] == 1).all()
+    bank_state = bank.snapshot_state_dict(snapshot_row)
+    for name, tensor in frozen.state_dict()["model"].items():
+        torch.testing.assert_close(bank_state["model"][name], tensor)
