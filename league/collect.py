@@ -49,13 +49,43 @@ def batch_act(policy: Any) -> Callable[[np.ndarray, np.ndarray | None], tuple[np
     return act
 
 
+class SingleActing:
+    """One policy as an acting group: every row it is asked about is that policy.
+
+    `learns` marks a learner (its samples are recorded, tagged with its
+    version); snapshots and fixed policies only act.
+    """
+
+    def __init__(self, policy: Any, learns: bool = False) -> None:
+        self.policy = policy
+        self.learns = learns
+        self._act = batch_act(policy)
+
+    def act(
+        self, obs: np.ndarray, mask: np.ndarray | None, rows: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        actions, extras = self._act(obs, mask)
+        if self.learns:
+            extras = {**extras, "version": np.full(len(obs), self.policy.version)}
+        return actions, extras
+
+    def value(self, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return self.policy.value(obs)
+
+
 @dataclass
 class Actor:
-    """A policy as the collector sees it: something that acts, maybe a learner."""
+    """A policy as the collector sees it: the group that acts for it and its row there.
+
+    A group is anything with ``act(obs, mask, rows) -> (actions, extras)`` and
+    ``value(obs, rows)``: a `SingleActing`, or a stack's `PolicyBank`, which acts
+    for all its learners and snapshots in one forward pass. Learners have a
+    `buffer` for their samples.
+    """
 
     policy_id: str
-    act: Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, dict[str, np.ndarray]]]
-    learner: Any = None  # the Algorithm when this policy learns
+    acting: Any
+    row: int = 0
     buffer: SampleBuffer | None = None
 
 
@@ -113,9 +143,16 @@ class Collector:
         # a role's whole (envs, seats) block goes through one forward pass.
         self.env_batches = env_batches
         self.mapping = mapping
-        self.actors = actors
-        self.ids = list(actors)
-        self._index = {pid: i for i, pid in enumerate(self.ids)}
+        self.actors: dict[str, Actor] = {}
+        # Per policy slot (the numbers in `assignment`): its id (None once retired),
+        # its acting group, its row in that group, and whether it learns.
+        self.ids: list[str | None] = []
+        self._index: dict[str, int] = {}
+        self.groups: list[Any] = []
+        self._group_index: dict[int, int] = {}
+        self.slot_group = np.zeros(0, dtype=np.int64)
+        self.slot_row = np.zeros(0, dtype=np.int64)
+        self.slot_learns = np.zeros(0, dtype=bool)
         E, S = vec.num_envs, vec.num_agents
         self.seat_role = list(vec.roles)
         self.role_local = np.zeros(S, dtype=np.int64)
@@ -138,7 +175,9 @@ class Collector:
         self.t = 0
         self.env_steps = 0
         # Per policy: returns of finished seat-episodes since the last drain.
-        self.episode_returns: dict[str, list[float]] = {pid: [] for pid in self.ids}
+        self.episode_returns: dict[str, list[float]] = {}
+        for actor in actors.values():
+            self.add_actor(actor)
 
     # -- public ------------------------------------------------------------
 
@@ -181,14 +220,44 @@ class Collector:
 
     def drain_returns(self) -> dict[str, list[float]]:
         out = {pid: r for pid, r in self.episode_returns.items() if r}
-        self.episode_returns = {pid: [] for pid in self.ids}
+        self.episode_returns = {pid: [] for pid in self.episode_returns}
         return out
 
     def add_actor(self, actor: Actor) -> None:
+        """Let a new policy (a snapshot, say) be assigned from now on."""
+        key = id(actor.acting)
+        if key not in self._group_index:
+            self._group_index[key] = len(self.groups)
+            self.groups.append(actor.acting)
+        if None in self.ids:
+            slot = self.ids.index(None)
+        else:
+            slot = len(self.ids)
+            self.ids.append(None)
+            grow = max(len(self.ids) - len(self.slot_group), 0)
+            self.slot_group = np.concatenate([self.slot_group, np.zeros(grow, np.int64)])
+            self.slot_row = np.concatenate([self.slot_row, np.zeros(grow, np.int64)])
+            self.slot_learns = np.concatenate([self.slot_learns, np.zeros(grow, bool)])
+        self.ids[slot] = actor.policy_id
+        self._index[actor.policy_id] = slot
+        self.slot_group[slot] = self._group_index[key]
+        self.slot_row[slot] = actor.row
+        self.slot_learns[slot] = actor.buffer is not None
         self.actors[actor.policy_id] = actor
-        self._index[actor.policy_id] = len(self.ids)
-        self.ids.append(actor.policy_id)
-        self.episode_returns[actor.policy_id] = []
+        self.episode_returns.setdefault(actor.policy_id, [])
+
+    def in_use(self) -> set[str]:
+        """Ids of the policies playing a seat of an episode in progress."""
+        return {self.ids[i] for i in np.unique(self.assignment) if i >= 0}
+
+    def retire(self, policy_id: str) -> Actor:
+        """Forget a policy that plays no seat any more (an evicted snapshot)."""
+        slot = self._index.pop(policy_id)
+        if (self.assignment == slot).any():
+            raise ValueError(f"policy {policy_id!r} still plays a seat; it cannot be retired")
+        self.ids[slot] = None
+        self.episode_returns.pop(policy_id, None)
+        return self.actors.pop(policy_id)
 
     # -- steps -------------------------------------------------------------
 
@@ -202,40 +271,46 @@ class Collector:
         closing = done & self.pending
         if not closing.any():
             return
-        for li in np.unique(self.p_learner[closing]):
-            e, s = np.nonzero(closing & (self.p_learner == li))
-            actor = self.actors[self.ids[li]]
-            role = self.seat_role[s[0]]
-            k = self.role_local[s]
-            final = vec.final_obs[role][e, k]
-            truncated = vec.truncated[e, s] & ~vec.terminated[e, s]
-            next_values = np.zeros(len(e), dtype=np.float32)
-            if truncated.any():
-                next_values[truncated] = actor.learner.value(final[truncated])
-            mask = vec.action_masks[role]
-            next_mask = None if mask is None else np.ones_like(mask[e, k])
-            self._emit(actor, e, s, next_values, final, next_mask, vec.terminated[e, s], truncated)
+        for role, seats in self.vec.role_seats.items():
+            e, s = np.nonzero(closing[:, seats])
+            if len(e):
+                self._close(role, e, np.asarray(seats)[s])
         self.pending &= ~closing
+
+    def _close(self, role: str, e: np.ndarray, s: np.ndarray) -> None:
+        """Close the pending samples of seats (of one role) whose episode ended."""
+        vec = self.vec
+        final = vec.final_obs[role][e, self.role_local[s]]
+        truncated = vec.truncated[e, s] & ~vec.terminated[e, s]
+        next_values = np.zeros(len(e), dtype=np.float32)
+        if truncated.any():
+            slots = self.p_learner[e, s]
+            for slot in np.unique(slots[truncated]):
+                sel = truncated & (slots == slot)
+                actor = self.actors[self.ids[slot]]
+                next_values[sel] = actor.acting.value(final[sel], np.full(sel.sum(), actor.row))
+        mask = vec.action_masks[role]
+        next_mask = None if mask is None else np.ones_like(mask[e, self.role_local[s]])
+        self._emit(e, s, next_values, final, next_mask, vec.terminated[e, s], truncated)
 
     def _end_match(self, e: int) -> None:
         # Seats that never closed (an env that ended without flagging them)
         # end here as truncated with their own value as the bootstrap.
-        stray = np.flatnonzero(self.pending[e])
-        for s in stray:
-            actor = self.actors[self.ids[self.p_learner[e, s]]]
-            ee, ss = np.array([e]), np.array([s])
-            role = self.seat_role[s]
-            k = self.role_local[ss]
+        for role, seats in self.vec.role_seats.items():
+            stray = np.asarray(seats)[self.pending[e, seats]]
+            if not len(stray):
+                continue
+            ee = np.full(len(stray), e)
+            k = self.role_local[stray]
             mask = self.p_mask[role]
             self._emit(
-                actor,
                 ee,
-                ss,
-                self.p_value[ee, ss],
+                stray,
+                self.p_value[ee, stray],
                 self.p_obs[role][ee, k],
                 None if mask is None else mask[ee, k],
-                np.zeros(1, bool),
-                np.ones(1, bool),
+                np.zeros(len(stray), bool),
+                np.ones(len(stray), bool),
             )
         self.pending[e] = False
         policies = [self.ids[i] for i in self.assignment[e]]
@@ -263,33 +338,49 @@ class Collector:
         if self.env_batches is not None:
             self._act_batched(active)
             return
-        for pi in np.unique(self.assignment[active]):
-            e, s = np.nonzero(active & (self.assignment == pi))
-            actor = self.actors[self.ids[pi]]
-            role = self.seat_role[s[0]]
-            k = self.role_local[s]
-            obs = vec.obs[role][e, k]
+        e, s = np.nonzero(active)
+        if not len(e):
+            return
+        slots = self.assignment[e, s]
+        groups = self.slot_group[slots]
+        for g in np.unique(groups):
+            sel = np.flatnonzero(groups == g) if len(groups) > 1 else slice(None)
+            ee, ss, pp = e[sel], s[sel], slots[sel]
+            role = self.seat_role[ss[0]]
+            k = self.role_local[ss]
+            obs = vec.obs[role][ee, k]
             masks = vec.action_masks[role]
-            mask = None if masks is None else masks[e, k]
-            actions, extras = actor.act(obs, mask)
-            vec.actions[role][e, k] = actions
-            if actor.learner is not None:
-                self._record(actor, pi, e, s, obs, mask, actions, extras)
+            mask = None if masks is None else masks[ee, k]
+            actions, extras = self.groups[g].act(obs, mask, self.slot_row[pp])
+            vec.actions[role][ee, k] = actions
+            learns = self.slot_learns[pp]
+            if learns.all():
+                self._record(pp, ee, ss, obs, mask, actions, extras)
+            elif learns.any():
+                self._record(
+                    pp[learns],
+                    ee[learns],
+                    ss[learns],
+                    obs[learns],
+                    None if mask is None else mask[learns],
+                    actions[learns],
+                    {key: v[learns] for key, v in extras.items()},
+                )
 
     def _act_batched(self, active: np.ndarray) -> None:
         vec = self.vec
         for lo, hi in self.env_batches:
             for role, seats in vec.role_seats.items():
-                pi = self.assignment[lo, seats[0]]
-                actor = self.actors[self.ids[pi]]
+                slot = self.assignment[lo, seats[0]]
+                actor = self.actors[self.ids[slot]]
                 block = vec.obs[role][lo:hi]
                 n = block.shape[0] * block.shape[1]
                 obs = block.reshape(n, *block.shape[2:])
                 masks = vec.action_masks[role]
                 mask = None if masks is None else masks[lo:hi].reshape(n, -1)
-                actions, extras = actor.act(obs, mask)
+                actions, extras = actor.acting.act(obs, mask, np.full(n, actor.row))
                 vec.actions[role][lo:hi] = actions.reshape(vec.actions[role][lo:hi].shape)
-                if actor.learner is None:
+                if actor.buffer is None:
                     continue
                 rows = np.flatnonzero(active[lo:hi][:, seats])
                 if not len(rows):
@@ -297,8 +388,7 @@ class Collector:
                 e = lo + rows // len(seats)
                 s = np.asarray(seats)[rows % len(seats)]
                 self._record(
-                    actor,
-                    pi,
+                    np.full(len(rows), slot),
                     e,
                     s,
                     obs[rows],
@@ -309,8 +399,7 @@ class Collector:
 
     def _record(
         self,
-        actor: Actor,
-        pi: int,
+        slots: np.ndarray,
         e: np.ndarray,
         s: np.ndarray,
         obs: np.ndarray,
@@ -323,23 +412,21 @@ class Collector:
         k = self.role_local[s]
         still_open = self.pending[e, s]
         if still_open.any():
-            oe, os_ = e[still_open], s[still_open]
             self._emit(
-                actor,
-                oe,
-                os_,
+                e[still_open],
+                s[still_open],
                 extras["value"][still_open].astype(np.float32),
                 obs[still_open],
                 None if mask is None else mask[still_open],
-                np.zeros(len(oe), bool),
-                np.zeros(len(oe), bool),
+                np.zeros(int(still_open.sum()), bool),
+                np.zeros(int(still_open.sum()), bool),
             )
         self.pending[e, s] = True
-        self.p_learner[e, s] = pi
+        self.p_learner[e, s] = slots
         self.p_reward[e, s] = 0.0
         self.p_value[e, s] = extras["value"]
         self.p_logprob[e, s] = extras.get("logprob", 0.0)
-        self.p_version[e, s] = actor.learner.version
+        self.p_version[e, s] = extras["version"]
         self.p_obs[role][e, k] = obs
         self.p_action[role][e, k] = actions
         if mask is not None:
@@ -347,7 +434,6 @@ class Collector:
 
     def _emit(
         self,
-        actor: Actor,
         e: np.ndarray,
         s: np.ndarray,
         next_values: np.ndarray,
@@ -356,27 +442,40 @@ class Collector:
         terminated: np.ndarray,
         truncated: np.ndarray,
     ) -> None:
-        """Move the pending samples at (e, s) into the learner's buffer."""
+        """Move the pending samples at (e, s), seats of one role, into their learners' buffers."""
         role = self.seat_role[s[0]]
         k = self.role_local[s]
         rows = {
             "env": e.astype(np.int64),
             "seat": s.astype(np.int64),
             "t": np.full(len(e), self.t, dtype=np.int64),
-            "obs": self.p_obs[role][e, k].copy(),
-            "actions": self.p_action[role][e, k].copy(),
-            "logprobs": self.p_logprob[e, s].copy(),
-            "values": self.p_value[e, s].copy(),
-            "rewards": self.p_reward[e, s].copy(),
+            "obs": self.p_obs[role][e, k],
+            "actions": self.p_action[role][e, k],
+            "logprobs": self.p_logprob[e, s],
+            "values": self.p_value[e, s],
+            "rewards": self.p_reward[e, s],
             "terminated": np.asarray(terminated, dtype=bool),
             "truncated": np.asarray(truncated, dtype=bool),
             "next_values": np.asarray(next_values, dtype=np.float32),
-            "versions": self.p_version[e, s].copy(),
+            "versions": self.p_version[e, s],
         }
         if self.p_mask[role] is not None:
-            rows["action_mask"] = self.p_mask[role][e, k].copy()
-        if actor.buffer.keep_next_obs:
-            rows["next_obs"] = np.array(next_obs)
-            if next_mask is not None:
-                rows["next_action_mask"] = np.array(next_mask, dtype=bool)
-        actor.buffer.add(rows)
+            rows["action_mask"] = self.p_mask[role][e, k]
+        slots = self.p_learner[e, s]
+        first = slots[0]
+        parts = (
+            [(first, None)]
+            if (slots == first).all()
+            else [(slot, slots == slot) for slot in np.unique(slots)]
+        )
+        for slot, sel in parts:
+            buffer = self.actors[self.ids[slot]].buffer
+            mine = rows if sel is None else {key: v[sel] for key, v in rows.items()}
+            if buffer.keep_next_obs:
+                mine = dict(mine)
+                mine["next_obs"] = np.array(next_obs if sel is None else next_obs[sel])
+                if next_mask is not None:
+                    mine["next_action_mask"] = np.array(
+                        next_mask if sel is None else next_mask[sel], dtype=bool
+                    )
+            buffer.add(mine)

@@ -110,6 +110,12 @@ class TrainConfig:
         "for Discrete actions (a self-play population that keeps exploring beats weak play "
         "more reliably; docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
     )
+    stack: bool = option(
+        True,
+        "Train PPO learners that share a role, an architecture and a device as one stacked "
+        "population: one forward pass acts for all of them and their snapshots, one update "
+        "trains them all (docs/algorithms.md). False keeps one model per learner.",
+    )
     anneal_lr: bool = option(
         False,
         "Lower every learner's learning rate linearly to 0 over the run's budget "

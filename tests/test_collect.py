@@ -10,7 +10,7 @@ from pettingzoo import AECEnv
 
 import wrappers
 from league.algos import make_algorithm
-from league.collect import Actor, Collector, SampleBuffer
+from league.collect import Actor, Collector, SampleBuffer, SingleActing
 
 TURNS = 3  # decisions per seat per episode
 BONUS = 10.0
@@ -102,7 +102,7 @@ def test_rewards_reach_the_decision_that_earned_them(num_workers, batch_size):
         DelayedRewardGame, num_envs=4, num_workers=num_workers, batch_size=batch_size
     )
     algo = make_algorithm("ppo", vec.observation_spaces[0], vec.action_spaces[0], seed=0)
-    actor = Actor("learner", algo.act, learner=algo, buffer=SampleBuffer(False))
+    actor = Actor("learner", SingleActing(algo, learns=True), buffer=SampleBuffer(False))
     mapping = SelfPlay()
     collector = Collector(vec, mapping, {"learner": actor})
     try:

@@ -107,7 +107,7 @@ def test_resume_restores_exactly_what_the_last_checkpoint_wrote(tmp_path: Path):
         saved = torch.load(run_dir / commit["files"][sid], weights_only=False)["state"]
         frozen = trainer.league.policy(sid)
         for name, tensor in saved["model"].items():
-            assert torch.equal(frozen.model.state_dict()[name], tensor)
+            assert torch.equal(frozen.state_dict()["model"][name], tensor)
     assert trainer.league.ratings.state_dict() == saved_league.ratings.state_dict()
     assert trainer.league.payoff.state_dict() == saved_league.payoff.state_dict()
 

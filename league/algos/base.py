@@ -280,6 +280,11 @@ class Algorithm(Policy, ABC):
     def frozen_act_kwargs(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def learning_rate(self) -> float:
+        """The step size in use now (the configured rate, annealed if asked)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
     def set_lr_scale(self, scale: float) -> None:
         """Set the optimizer's step size to `scale` x the configured learning rate
         (the trainer's linear annealing; docs/training.md)."""

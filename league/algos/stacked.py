@@ -703,50 +703,82 @@ class PolicyBank:
         deterministic: bool = False,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Actions, log-probabilities, values and versions for observations acted by
-        bank rows `rows`."""
-        used, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+        bank rows `rows`.
+
+        Two forward passes at most: one over the learners' rows and one over the
+        snapshots' (learners play many seats each, snapshots a few, so padding
+        them together would waste most of a pass). Each pass reads its
+        parameters as a view of the bank, never a copy.
+        """
         n = len(rows)
-        order = np.argsort(inverse, kind="stable")
-        position = np.empty(n, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        position[order] = np.arange(n) - np.repeat(starts, counts)
-        width = int(counts.max())
-        slot = torch.as_tensor(inverse, device=self.device)
-        pos = torch.as_tensor(position, device=self.device)
         obs_t = to_tensor(obs, self.device)
-        padded = obs_t.new_zeros((len(used), width, *obs_t.shape[1:]))
-        padded[slot, pos] = obs_t
-        mask_t = None
-        if action_mask is not None:
-            mask_t = torch.ones(
-                (len(used), width, action_mask.shape[-1]), dtype=torch.bool, device=self.device
-            )
-            mask_t[slot, pos] = to_tensor(action_mask, self.device, torch.bool)
+        mask_t = None if action_mask is None else to_tensor(action_mask, self.device, torch.bool)
+        rows = np.asarray(rows, dtype=np.int64)
+        is_learner = rows < self.num_learners
         with self.lock:
-            index = torch.as_tensor(used, device=self.device)
-            params = {k: v.index_select(0, index) for k, v in self.params.items()}
-            generators = [self.generators[r] for r in used]
             versions = self.versions[rows].copy()
-        dist, value = dist_and_value(self.template, params, padded, mask_t)
-        flat = slot * width + pos  # each input row's place among the padded rows
+            parts = [
+                self._act_range(obs_t, mask_t, rows, np.flatnonzero(sel), deterministic)
+                for sel in (is_learner, ~is_learner)
+                if sel.any()
+            ]
+        actions = torch.empty(
+            (n, *parts[0][1].shape[1:]), dtype=parts[0][1].dtype, device=self.device
+        )
+        logprob = torch.empty(n, device=self.device)
+        value = torch.empty(n, device=self.device)
+        for taken, a, lp, v in parts:
+            actions[taken], logprob[taken], value[taken] = a, lp, v
+        action_space = self.stack.action_space
+        out = actions.cpu().numpy().reshape(n, *action_space.shape)
+        return out.astype(action_space.dtype, copy=False), {
+            "logprob": logprob.cpu().numpy(),
+            "value": value.cpu().numpy(),
+            "version": versions,
+        }
+
+    def _act_range(
+        self,
+        obs: torch.Tensor,
+        mask: torch.Tensor | None,
+        rows: np.ndarray,
+        taken: np.ndarray,
+        deterministic: bool,
+    ) -> tuple[torch.Tensor, ...]:
+        """One forward pass for the inputs `taken`, over bank rows lo..hi (the ones
+        they use and those between), each row's inputs padded to the most any row
+        has. Returns (inputs taken, actions, logprobs, values)."""
+        lo = int(rows[taken].min())
+        slot = rows[taken] - lo
+        counts = np.bincount(slot)
+        members, width = len(counts), int(counts.max())
+        order = np.argsort(slot, kind="stable")
+        position = np.empty(len(taken), dtype=np.int64)
+        position[order] = np.arange(len(taken)) - np.repeat(np.cumsum(counts) - counts, counts)
+        slot_t = torch.as_tensor(slot, device=self.device)
+        pos_t = torch.as_tensor(position, device=self.device)
+        taken_t = torch.as_tensor(taken, device=self.device)
+        padded = obs.new_zeros((members, width, *obs.shape[1:]))
+        padded[slot_t, pos_t] = obs[taken_t]
+        padded_mask = None
+        if mask is not None:
+            padded_mask = mask.new_ones((members, width, mask.shape[-1]))
+            padded_mask[slot_t, pos_t] = mask[taken_t]
+        params = {k: v[lo : lo + members] for k, v in self.params.items()}
+        dist, value = dist_and_value(self.template, params, padded, padded_mask)
         if deterministic:
             actions = dist.mode()
         else:
             # Each policy's noise from its own generator, as it would draw acting alone.
-            draws = [dist.noise(int(c), g) for c, g in zip(counts, generators, strict=True)]
-            noise = draws[0].new_zeros((len(used) * width, *draws[0].shape[1:]))
-            for u, drawn in enumerate(draws):
-                noise[u * width : u * width + len(drawn)] = drawn
+            noise = None
+            for m in np.flatnonzero(counts):
+                drawn = dist.noise(int(counts[m]), self.generators[lo + m])
+                if noise is None:
+                    noise = drawn.new_zeros((members * width, *drawn.shape[1:]))
+                noise[m * width : m * width + len(drawn)] = drawn
             actions = dist.sample_from(noise)
-        logprob = dist.log_prob(actions)[flat]
-        actions = actions[flat]
-        action_shape = self.stack.action_space.shape
-        out = actions.cpu().numpy().reshape(n, *action_shape)
-        return out.astype(self.stack.action_space.dtype, copy=False), {
-            "logprob": logprob.cpu().numpy(),
-            "value": value.flatten()[flat].cpu().numpy(),
-            "version": versions,
-        }
+        flat = slot_t * width + pos_t
+        return taken_t, actions[flat], dist.log_prob(actions)[flat], value.flatten()[flat]
 
     @torch.inference_mode()
     def value(self, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:

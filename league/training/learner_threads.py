@@ -1,8 +1,9 @@
-"""Async learning: each learner trains in a background thread while collection goes on.
+"""Async learning: each unit of learners trains in a background thread while collection goes on.
 
-The acting side keeps its own copy of the learner (`SharedPolicy`); after each
-update the learner thread publishes its weights and version into that copy
-under a short lock, so collection never waits for training. Batches wait in a
+The acting side keeps its own copy of each learner (`SharedPolicy`, or for a
+stack its `PolicyBank`); after each update the learner thread publishes the
+weights and versions into that copy under a short lock, so collection never
+waits for training. Batches wait in a
 bounded queue (`num_batches_to_accumulate`); right before an update, samples
 acted by a version older than `max_policy_lag` behind the learner are dropped.
 
@@ -94,68 +95,104 @@ class Update:
 
 
 class LearnerThread(threading.Thread):
-    """Trains one learner on the batches put in its queue."""
+    """Trains one unit of the population (one learner, or one stack of learners) on the
+    `(policy_id, batch)` items put in its queue.
+
+    A stack trains every member that has a batch waiting in one update: the
+    thread takes one item, then whatever else is already queued (one batch per
+    learner per update). `publish(policy_ids)` hands the new weights to the
+    acting side; `version(policy_id)` is a learner's current version.
+    """
 
     def __init__(
         self,
-        policy_id: str,
-        algo: Any,
-        shared: SharedPolicy,
+        unit: Any,
+        publish: Callable[[list[str]], None],
+        version: Callable[[str], int],
         max_queued: int,
         max_policy_lag: int,
         updates: queue.Queue,
-        steps: int = 0,
+        steps: dict[str, int],
         interrupt: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(name=f"learner-{policy_id}", daemon=True)
-        self.policy_id = policy_id
-        self.algo = algo
-        self.shared = shared
-        self.batches: queue.Queue = queue.Queue(maxsize=max_queued)
+        super().__init__(name=f"learner-{'+'.join(unit.ids)}", daemon=True)
+        self.unit = unit
+        self.publish = publish
+        self.version = version
+        self.batches: queue.Queue = queue.Queue(maxsize=max_queued * len(unit.ids))
         self.max_policy_lag = max_policy_lag
         self.updates = updates
-        self.lag = LagStats()
-        # Samples trained so far; read with `train_lock` held, it matches the weights.
-        self.steps = steps
+        self.lag = {pid: LagStats() for pid in unit.ids}
+        # Samples trained so far per learner; read with the unit's lock held, they
+        # match the weights.
+        self.steps = {pid: steps[pid] for pid in unit.ids}
         self.interrupt = interrupt
-        # Held during an update: checkpoints take it to read a consistent state.
-        self.train_lock = threading.Lock()
+        self._carried: list[tuple[str, dict[str, np.ndarray]]] = []
+        self._stopping = False
 
     def run(self) -> None:
         torch.set_num_threads(1)
         while True:
-            batch = self.batches.get()
-            if batch is None:
+            if self._stopping:
+                self._carried = []
+            items = self._carried or [self.batches.get()]
+            self._carried = []
+            while not self._stopping:
+                try:
+                    items.append(self.batches.get_nowait())
+                except queue.Empty:
+                    break
+            if None in items:
                 return
-            with self.train_lock:
-                self.updates.put(self._update(batch))
+            batches: dict[str, dict[str, np.ndarray]] = {}
+            for pid, batch in items:
+                if pid in batches:
+                    self._carried.append((pid, batch))  # the next update's
+                else:
+                    batches[pid] = batch
+            with self.unit.lock:
+                for update in self._update(batches):
+                    self.updates.put(update)
 
-    def _update(self, batch: dict[str, np.ndarray]) -> Update:
-        lags = self.algo.version - batch["versions"]
-        fresh = lags <= self.max_policy_lag
-        dropped = int((~fresh).sum())
-        if dropped:
-            batch = {k: v[fresh] for k, v in batch.items()}
-            # A dropped row may have been the predecessor of a kept one: the kept
-            # segment then simply starts later, which GAE handles as is.
-        self.lag.add(lags[fresh], dropped)
-        if not len(batch["rewards"]):
-            return Update(self.policy_id, 0, self.steps, {"dropped_stale": float(dropped)})
+    def _update(self, batches: dict[str, dict[str, np.ndarray]]) -> list[Update]:
+        fresh_batches, dropped = {}, {}
+        for pid, batch in batches.items():
+            lags = self.version(pid) - batch["versions"]
+            fresh = lags <= self.max_policy_lag
+            dropped[pid] = int((~fresh).sum())
+            if dropped[pid]:
+                batch = {k: v[fresh] for k, v in batch.items()}
+                # A dropped row may have been the predecessor of a kept one: the kept
+                # segment then simply starts later, which GAE handles as is.
+            self.lag[pid].add(lags[fresh], dropped[pid])
+            if len(batch["rewards"]):
+                fresh_batches[pid] = batch
+        updates = [
+            Update(pid, 0, self.steps[pid], {"dropped_stale": float(dropped[pid])})
+            for pid in batches
+            if pid not in fresh_batches
+        ]
+        if not fresh_batches:
+            return updates
         try:
-            stats = self.algo.learn(batch, interrupt=self.interrupt)
-        except NonFiniteLossError as err:
-            return Update(self.policy_id, 0, self.steps, stopped=str(err))
+            results = self.unit.learn(fresh_batches, interrupt=self.interrupt)
         except Exception as err:  # surfaced in the main thread, which stops the run
-            return Update(self.policy_id, 0, self.steps, error=err)
-        self.shared.publish(self.algo)
-        samples = len(batch["rewards"])
-        self.steps += samples
-        stats["dropped_stale"] = float(dropped)
-        return Update(self.policy_id, samples, self.steps, stats)
+            return updates + [Update(pid, 0, self.steps[pid], error=err) for pid in fresh_batches]
+        self.publish([pid for pid, r in results.items() if isinstance(r, dict)])
+        for pid, result in results.items():
+            if isinstance(result, NonFiniteLossError):
+                updates.append(Update(pid, 0, self.steps[pid], stopped=str(result)))
+                continue
+            samples = len(fresh_batches[pid]["rewards"])
+            self.steps[pid] += samples
+            result["dropped_stale"] = float(dropped[pid])
+            updates.append(Update(pid, samples, self.steps[pid], result))
+        return updates
 
     def stop(self) -> None:
         """Finish the update in progress (it stops early if `interrupt` says so), drop the
         batches still queued, and end the thread."""
+        self._stopping = True
         while True:
             try:
                 self.batches.get_nowait()

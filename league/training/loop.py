@@ -8,16 +8,19 @@ how samples reach the learners. Everything else a run does is the trainer's
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from league.algos.base import NonFiniteLossError
-from league.collect import Actor, Collector, SampleBuffer, batch_act
+from league.algos.stacked import PolicyBank
+from league.collect import Actor, Collector, SampleBuffer, SingleActing
 from league.training.learner_threads import LagStats, LearnerThread, SharedPolicy
 from league.training.modes import BatchedMapping, OnePolicyPerRole
+from league.training.population import BankSnapshot, LearnerUnit, StackUnit
 
 if TYPE_CHECKING:
     from league.training.trainer import Trainer
@@ -71,27 +74,35 @@ class Loop:
         self.state = trainer.state
         self.budget = Budget(self.config.total_steps, self.config.max_seconds)
         self._clock = (self.budget.started, self.state.elapsed, self.state.env_steps)
+        self._single: dict[str, SingleActing] = {}
         self.collector = Collector(
             vec, self._mapping(), self._actors(), env_batches=trainer.plan.batches
         )
         self.collector.env_steps = self.state.env_steps
 
-    def _acting(self, policy_id: str) -> Any:
-        """The object that acts for a learner: the learner itself, unless a mode says not."""
+    # -- who acts ------------------------------------------------------------
+
+    def _acting_policy(self, policy_id: str) -> Any:
+        """The object that acts for a learner on the per-learner path."""
         return self.population[policy_id]
 
+    def _actor(self, policy_id: str, payload: Any = None) -> Actor:
+        if policy_id in self.population:
+            unit = self.population.unit_of[policy_id]
+            buffer = SampleBuffer(keep_next_obs=not self.population[policy_id].on_policy)
+            if isinstance(unit, StackUnit):
+                return Actor(policy_id, unit.bank, unit.index[policy_id], buffer)
+            acting = SingleActing(self._acting_policy(policy_id), learns=True)
+            return Actor(policy_id, acting, 0, buffer)
+        if isinstance(payload, BankSnapshot):
+            return Actor(policy_id, payload.bank, payload.row)
+        return Actor(policy_id, SingleActing(payload))
+
     def _actors(self) -> dict[str, Actor]:
-        actors = {}
-        for pid, record in self.trainer.league.policies.items():
-            if pid in self.population:
-                acting = self._acting(pid)
-                on_policy = self.population[pid].on_policy
-                actors[pid] = Actor(
-                    pid, acting.act, learner=acting, buffer=SampleBuffer(not on_policy)
-                )
-            else:
-                actors[pid] = Actor(pid, batch_act(record.payload))
-        return actors
+        return {
+            pid: self._actor(pid, record.payload)
+            for pid, record in self.trainer.league.policies.items()
+        }
 
     def _mapping(self) -> Any:
         trainer, plan = self.trainer, self.trainer.plan
@@ -127,7 +138,7 @@ class Loop:
 
     def consistent(self, policy_id: str) -> Any:
         """A lock under which the learner's weights and step count agree."""
-        return contextlib.nullcontext()
+        return self.population.unit_of[policy_id].lock
 
     def trained_steps(self, policy_id: str) -> int:
         return self.state.learner_steps[policy_id]
@@ -162,21 +173,30 @@ class Loop:
         self.state.env_steps = self.collector.env_steps
         return True
 
+    def ready_batches(self) -> dict[str, dict[str, np.ndarray]]:
+        """A batch for every learner that has collected one (and still trains)."""
+        size = self.config.batch_size
+        return {
+            pid: self.collector.actors[pid].buffer.take(size)
+            for pid in self.population.ids
+            if pid not in self.state.stopped and self.collector.actors[pid].buffer.count >= size
+        }
+
     def after_update(self, policy_id: str, steps: int, stats: dict[str, float]) -> None:
         """A learner finished an update and has now trained `steps` samples."""
         trainer = self.trainer
         samples = steps - self.state.learner_steps[policy_id]
         self.state.learner_steps[policy_id] = steps
         trainer.observers.emit("on_update", trainer, policy_id, samples, stats)
-        advance = trainer.league.advance(policy_id, steps, lambda: self._frozen(policy_id))
+        advance = trainer.league.advance(policy_id, steps, lambda: self._freeze(policy_id))
         if advance.snapshot is not None:
             record = trainer.league.policies[advance.snapshot]
-            self.collector.add_actor(Actor(advance.snapshot, batch_act(record.payload)))
+            self.collector.add_actor(self._actor(advance.snapshot, record.payload))
             trainer.save_snapshot(advance.snapshot)
             trainer.observers.emit("on_snapshot", trainer, advance.snapshot, policy_id)
 
-    def _frozen(self, policy_id: str) -> Any:
-        return self._acting(policy_id).frozen()
+    def _freeze(self, policy_id: str) -> Any:
+        return self.population.freeze(policy_id, self._acting_policy(policy_id))
 
     def stop_learner(self, policy_id: str, reason: str) -> None:
         # The failed update was rolled back: this learner keeps the weights of
@@ -185,9 +205,23 @@ class Loop:
         self.trainer.scalar(f"{policy_id}/stopped", 1.0)
         print(f"league: learner {policy_id!r} stopped training: {reason}")
 
+    def retire_evicted(self) -> None:
+        """Forget snapshots the league evicted, once no episode plays them any more."""
+        league = self.trainer.league
+        gone = [pid for pid in self.collector.actors if pid not in league.policies]
+        if not gone:
+            return
+        playing = self.collector.in_use()
+        for pid in gone:
+            if pid not in playing:
+                actor = self.collector.retire(pid)
+                if isinstance(actor.acting, PolicyBank):
+                    actor.acting.release(actor.row)
+
     def end_iteration(self) -> None:
         trainer, state = self.trainer, self.state
         state.iteration += 1
+        self.retire_evicted()
         started, elapsed_before, steps_before = self._clock
         now = time.monotonic()
         state.elapsed = elapsed_before + now - started
@@ -200,61 +234,74 @@ class Loop:
 
 
 class SyncLoop(Loop):
-    """Collect `rollout` steps of every env, train each learner that has a batch, repeat."""
+    """Collect `rollout` steps of every env, then one update of every learner that has a
+    batch (each stack of learners in one tensor program), repeat."""
 
     def iterate(self) -> None:
         for _ in range(self.config.rollout):
             if not self.step_envs():
                 return
-        size = self.config.batch_size
+        if self.interrupted():
+            return
+        batches = self.ready_batches()
+        results = self.population.learn(batches, interrupt=self.interrupted)
         for pid in self.population.ids:
-            buffer = self.collector.actors[pid].buffer
-            if pid in self.state.stopped or buffer.count < size:
-                continue
-            if self.interrupted():
-                return
-            batch = buffer.take(size)
-            try:
-                stats = self.population.learn(pid, batch, interrupt=self.interrupted)
-            except NonFiniteLossError as err:
-                self.stop_learner(pid, str(err))
-                continue
-            self.after_update(pid, self.state.learner_steps[pid] + len(batch["rewards"]), stats)
+            result = results.get(pid)
+            if isinstance(result, NonFiniteLossError):
+                self.stop_learner(pid, str(result))
+            elif result is not None:
+                steps = self.state.learner_steps[pid] + len(batches[pid]["rewards"])
+                self.after_update(pid, steps, result)
 
 
 class AsyncLoop(Loop):
-    """Step envs without pause; full batches go to learner threads, which train meanwhile.
+    """Step envs without pause; full batches go to learner threads (one per unit of the
+    population), which train meanwhile.
 
-    The collector acts with each learner's published copy (`SharedPolicy`),
-    never the model in training.
+    The collector acts with each learner's published copy (`SharedPolicy`, or
+    the stack's bank), never the model in training.
     """
 
     def __init__(self, trainer: Trainer, vec: Any) -> None:
         self.updates: queue.Queue = queue.Queue()
-        self.shared = {pid: SharedPolicy(trainer.population[pid]) for pid in trainer.population.ids}
+        population = trainer.population
+        self.shared = {
+            unit.ids[0]: SharedPolicy(unit.algo)
+            for unit in population.units
+            if isinstance(unit, LearnerUnit)
+        }
         super().__init__(trainer, vec)
         config = self.config
-        self.threads = {
-            pid: LearnerThread(
-                pid,
-                self.population[pid],
-                self.shared[pid],
+        self.threads: list[LearnerThread] = []
+        self.thread_of: dict[str, LearnerThread] = {}
+        for unit in population.units:
+            thread = LearnerThread(
+                unit,
+                self._publisher(unit),
+                lambda pid: population[pid].version,
                 config.num_batches_to_accumulate,
                 config.max_policy_lag,
                 self.updates,
-                steps=self.state.learner_steps[pid],
+                steps=self.state.learner_steps,
                 interrupt=self.interrupted,
             )
-            for pid in self.population.ids
-        }
-        for thread in self.threads.values():
+            self.threads.append(thread)
+            for pid in unit.ids:
+                self.thread_of[pid] = thread
+        for thread in self.threads:
             thread.start()
 
-    def _acting(self, policy_id: str) -> Any:
-        return self.shared[policy_id]
+    def _publisher(self, unit: Any) -> Any:
+        if isinstance(unit, StackUnit):
+            return lambda pids: None  # the stack publishes to its bank as it learns
+        shared, algo = self.shared[unit.ids[0]], unit.algo
+        return lambda pids: shared.publish(algo)
+
+    def _acting_policy(self, policy_id: str) -> Any:
+        return self.shared.get(policy_id) or self.population[policy_id]
 
     def lags(self) -> dict[str, LagStats]:
-        return {pid: thread.lag for pid, thread in self.threads.items()}
+        return {pid: thread.lag[pid] for pid, thread in self.thread_of.items()}
 
     def iterate(self) -> None:
         size = self.config.batch_size
@@ -262,13 +309,13 @@ class AsyncLoop(Loop):
         for _ in range(self.config.rollout):
             if not self.step_envs():
                 return
-            for pid, thread in self.threads.items():
+            for pid, thread in self.thread_of.items():
                 buffer = self.collector.actors[pid].buffer
                 while pid not in self.state.stopped and buffer.count >= size:
                     if thread.batches.full() and buffer.count < backlog:
                         break  # keep collecting; the learner is busy
                     # Blocks only when a whole extra backlog has piled up.
-                    thread.batches.put(buffer.take(size))
+                    thread.batches.put((pid, buffer.take(size)))
             self.drain_updates()
 
     def drain_updates(self) -> None:
@@ -287,17 +334,14 @@ class AsyncLoop(Loop):
                 self.after_update(update.policy_id, update.steps, update.stats)
 
     def close(self) -> None:
-        for thread in self.threads.values():
+        for thread in self.threads:
             thread.stop()
-        for thread in self.threads.values():
+        for thread in self.threads:
             thread.join()
         self.drain_updates()
 
-    def consistent(self, policy_id: str) -> Any:
-        return self.threads[policy_id].train_lock
-
     def trained_steps(self, policy_id: str) -> int:
-        return self.threads[policy_id].steps
+        return self.thread_of[policy_id].steps[policy_id]
 
 
 class _ObservedMapping:

@@ -1,17 +1,26 @@
-"""The learners of a run, addressed by policy id.
+"""The learners of a run, addressed by policy id, grouped into units that train together.
 
-`Population` builds every learner of a `Plan` and is what the loop, the
-checkpoints and the add-ons (PBT, league roles) talk to: acting objects,
-updates, frozen copies, resets, weight copies and the files that let a policy
-be rebuilt without its env (`policy_file` / `policy_from_file`).
+`Population` builds every learner of a `Plan`. PPO learners that share a role,
+an architecture and a device form one stack (`league.algos.stacked`): a
+`StackedPPO` that updates them all in one tensor program and a `PolicyBank`
+that acts for them and for their snapshots in one forward pass. Every other
+learner (DQN, A2C, image CNNs, or PPO with stacking turned off) is a unit of
+its own on the per-learner path. The loop, checkpoints and add-ons (PBT,
+league roles) talk to the population by policy id and never need to know
+which path a learner is on.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from league.algos import make_algorithm
-from league.algos.base import Algorithm, Batch, Interrupt
+from league.algos.base import Algorithm, Batch, FrozenPolicy, Interrupt, NonFiniteLossError
+from league.algos.stacked import PolicyBank, StackedPPO, stack_key, stackable
 from league.training.plan import EnvInfo, LearnerSpec
 
 
@@ -24,43 +33,261 @@ def build_learner(spec: LearnerSpec, env: EnvInfo) -> Algorithm:
         config=spec.config,
         device=spec.device,
         seed=spec.seed,
-        where=f"policy {spec.id!r}, seat {env.first_seat(spec.role)!r} of env {env.name!r}",
+        where=_where(spec, env),
     )
 
 
-class Population:
-    """Every learner of a run, built from its specs."""
+def _where(spec: LearnerSpec, env: EnvInfo) -> str:
+    return f"policy {spec.id!r}, seat {env.first_seat(spec.role)!r} of env {env.name!r}"
 
-    def __init__(self, specs: list[LearnerSpec], env: EnvInfo) -> None:
+
+class StackMember:
+    """One learner of a stack, used like an `Algorithm` (acting, checkpoints)."""
+
+    name = "ppo"
+    on_policy = True
+
+    def __init__(self, unit: StackUnit, index: int) -> None:
+        self.unit = unit
+        self.index = index
+        self.device = unit.stack.device
+        self.observation_space = unit.stack.observation_space
+        self.action_space = unit.stack.action_space
+
+    @property
+    def version(self) -> int:
+        return self.unit.stack.versions[self.index]
+
+    @property
+    def config(self) -> Any:
+        return self.unit.stack.configs[self.index]
+
+    def act(
+        self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rows = np.full(len(obs), self.index)
+        return self.unit.bank.act(obs, action_mask, rows, deterministic)
+
+    def value(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
+        return self.unit.bank.value(obs, np.full(len(obs), self.index))
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.unit.stack.member_state_dict(self.index)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.unit.stack.load_member_state_dict(self.index, state)
+        self.unit.bank.publish(self.index)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return self.unit.stack.hyperparameters(self.index)
+
+    def set_hyperparameters(self, **values: float) -> None:
+        self.unit.stack.set_hyperparameters(self.index, **values)
+
+    @property
+    def learning_rate(self) -> float:
+        """The step size in use now (the configured rate, annealed if asked)."""
+        return float(self.unit.stack.hparams["learning_rate"][self.index])
+
+
+class BankSnapshot:
+    """A frozen snapshot that lives in a row of its stack's bank."""
+
+    def __init__(self, bank: PolicyBank, row: int) -> None:
+        self.bank = bank
+        self.row = row
+
+    @property
+    def version(self) -> int:
+        return int(self.bank.versions[self.row])
+
+    def act(
+        self, obs: np.ndarray, action_mask: np.ndarray | None = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return self.bank.act(obs, action_mask, np.full(len(obs), self.row), deterministic)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.bank.snapshot_state_dict(self.row)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.bank.load_snapshot(self.row, state)
+
+
+class LearnerUnit:
+    """One learner on the per-learner path: an `Algorithm` and its acting object."""
+
+    def __init__(self, policy_id: str, algo: Algorithm) -> None:
+        self.ids = [policy_id]
+        self.algo = algo
+        self.lock = threading.Lock()  # held during an update (async checkpoints take it)
+
+    def learn(
+        self, batches: Mapping[str, Batch], interrupt: Interrupt | None = None
+    ) -> dict[str, dict[str, float] | NonFiniteLossError]:
+        (pid,) = batches
+        try:
+            return {pid: self.algo.learn(batches[pid], interrupt=interrupt)}
+        except NonFiniteLossError as err:
+            return {pid: err}
+
+
+class StackUnit:
+    """Learners trained as one stack, acting through one bank."""
+
+    def __init__(self, ids: list[str], stack: StackedPPO, snapshot_capacity: int) -> None:
+        self.ids = ids
+        self.stack = stack
+        self.bank = PolicyBank(stack, snapshot_capacity)
+        self.index = {pid: i for i, pid in enumerate(ids)}
+        self.lock = threading.Lock()
+
+    def learn(
+        self, batches: Mapping[str, Batch], interrupt: Interrupt | None = None
+    ) -> dict[str, dict[str, float] | NonFiniteLossError]:
+        results: dict[str, Any] = {}
+        by_size: dict[int, dict[int, Batch]] = {}
+        for pid, batch in batches.items():  # async may drop stale rows: one call per size
+            by_size.setdefault(len(batch["rewards"]), {})[self.index[pid]] = batch
+        for group in by_size.values():
+            for member, result in self.stack.learn(group, interrupt).items():
+                results[self.ids[member]] = result
+                self.bank.publish(member)
+        return results
+
+
+class Population:
+    """Every learner of a run, built from its specs and grouped into units."""
+
+    def __init__(
+        self,
+        specs: list[LearnerSpec],
+        env: EnvInfo,
+        stack: bool = True,
+        snapshot_capacity: int = 0,
+    ) -> None:
         self.env = env
         self.specs = {spec.id: spec for spec in specs}
-        self.learners: dict[str, Algorithm] = {s.id: build_learner(s, env) for s in specs}
+        self.units: list[LearnerUnit | StackUnit] = []
+        self.learners: dict[str, Algorithm | StackMember] = {}
+        self.unit_of: dict[str, LearnerUnit | StackUnit] = {}
+        groups: dict[tuple, list[LearnerSpec]] = {}
+        for spec in specs:
+            key = self._stack_key(spec) if stack else None
+            groups.setdefault(key or ("single", spec.id), []).append(spec)
+        for key, members in groups.items():
+            if key[0] == "single":
+                (spec,) = members
+                unit: LearnerUnit | StackUnit = LearnerUnit(spec.id, build_learner(spec, env))
+                self.learners[spec.id] = unit.algo
+            else:
+                obs_space, action_space = env.spaces[members[0].role]
+                stacked = StackedPPO(
+                    obs_space,
+                    action_space,
+                    [s.config for s in members],
+                    device=members[0].device,
+                    seeds=[s.seed for s in members],
+                    where=_where(members[0], env),
+                )
+                unit = StackUnit([s.id for s in members], stacked, snapshot_capacity)
+                for i, s in enumerate(members):
+                    self.learners[s.id] = StackMember(unit, i)
+            self.units.append(unit)
+            for pid in unit.ids:
+                self.unit_of[pid] = unit
+        # Learners in the order of the plan, whatever their unit.
+        self.learners = {spec.id: self.learners[spec.id] for spec in specs}
+
+    def _stack_key(self, spec: LearnerSpec) -> tuple | None:
+        obs_space, _ = self.env.spaces[spec.role]
+        if spec.algo != "ppo" or not stackable(obs_space, spec.config):
+            return None
+        return ("stack", spec.role, spec.device, stack_key(spec.config))
 
     @property
     def ids(self) -> list[str]:
         return list(self.learners)
 
-    def __getitem__(self, policy_id: str) -> Algorithm:
+    def __getitem__(self, policy_id: str) -> Algorithm | StackMember:
         return self.learners[policy_id]
 
     def __contains__(self, policy_id: str) -> bool:
         return policy_id in self.learners
 
-    def learn(self, policy_id: str, batch: Batch, interrupt: Interrupt | None = None) -> dict:
-        return self.learners[policy_id].learn(batch, interrupt=interrupt)
+    def describe(self) -> str:
+        """One line on how the learners are grouped, for the start of a run."""
+        parts = []
+        for unit in self.units:
+            if isinstance(unit, StackUnit):
+                parts.append(f"{len(unit.ids)} stacked ({', '.join(unit.ids)})")
+            else:
+                parts.append(f"{unit.ids[0]} on its own ({unit.algo.name})")
+        return "learners: " + "; ".join(parts)
+
+    # -- learning ----------------------------------------------------------------
+
+    def learn(
+        self, batches: Mapping[str, Batch], interrupt: Interrupt | None = None
+    ) -> dict[str, dict[str, float] | NonFiniteLossError]:
+        """One update for every learner with a batch; each unit trains its learners together."""
+        results: dict[str, Any] = {}
+        for unit in self.units:
+            mine = {pid: batches[pid] for pid in unit.ids if pid in batches}
+            if mine:
+                with unit.lock:
+                    results.update(unit.learn(mine, interrupt))
+        return results
 
     def set_lr_scale(self, scale: float) -> None:
-        for algo in self.learners.values():
-            algo.set_lr_scale(scale)
+        for unit in self.units:
+            target = unit.stack if isinstance(unit, StackUnit) else unit.algo
+            target.set_lr_scale(scale)
 
     def reset(self, policy_id: str) -> None:
         """Back to the initial weights and a fresh optimizer (the learner's own seed)."""
-        spec = self.specs[policy_id]
-        fresh = build_learner(spec, self.env)
-        fresh.version = self.learners[policy_id].version
-        self.learners[policy_id].load_state_dict(fresh.state_dict())
+        unit = self.unit_of[policy_id]
+        if isinstance(unit, StackUnit):
+            unit.stack.reset_member(unit.index[policy_id])
+            unit.bank.publish(unit.index[policy_id])
+            return
+        fresh = build_learner(self.specs[policy_id], self.env)
+        fresh.version = unit.algo.version
+        unit.algo.load_state_dict(fresh.state_dict())
 
-    # -- files ---------------------------------------------------------------
+    # -- snapshots -------------------------------------------------------------------
+
+    def freeze(self, policy_id: str, acting: Any = None) -> FrozenPolicy | BankSnapshot:
+        """A frozen copy of the learner as it acts now (from `acting`, its published
+        copy in async mode, on the per-learner path)."""
+        unit = self.unit_of[policy_id]
+        if isinstance(unit, StackUnit):
+            return BankSnapshot(unit.bank, unit.bank.add_snapshot(unit.index[policy_id]))
+        return (acting or unit.algo).frozen()
+
+    def frozen_from_file(self, policy_id: str, state: Mapping[str, Any]) -> Any:
+        """A snapshot of learner `policy_id` restored from its saved state."""
+        unit = self.unit_of[policy_id]
+        if isinstance(unit, StackUnit):
+            snapshot = BankSnapshot(unit.bank, unit.bank.claim_row())
+        else:
+            snapshot = unit.algo.frozen()
+        snapshot.load_state_dict(state)
+        return snapshot
+
+    def release(self, payload: Any) -> None:
+        """A snapshot left the league: its bank row may hold another."""
+        if isinstance(payload, BankSnapshot):
+            payload.bank.release(payload.row)
+
+    def snapshot_bytes(self) -> dict[str, int]:
+        """Bytes one snapshot of each stack's learners takes in its bank."""
+        return {
+            ", ".join(u.ids): u.bank.snapshot_bytes()
+            for u in self.units
+            if isinstance(u, StackUnit)
+        }
+
+    # -- files ---------------------------------------------------------------------
 
     def policy_file(self, policy_id: str, step: int, policy: Any = None) -> dict[str, Any]:
         """What a checkpoint file holds for a learner (or, with `policy`, for a frozen

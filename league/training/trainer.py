@@ -61,7 +61,12 @@ class Trainer:
             path = config.run_dir or default_run_dir(env.name)
             self.run_dir = RunDir.create(path, overwrite, config.min_free_mb)
         self.config = dataclasses.replace(self.plan.config, run_dir=str(self.run_dir))
-        self.population = Population(self.plan.learners, env)
+        self.population = Population(
+            self.plan.learners,
+            env,
+            stack=self.config.stack,
+            snapshot_capacity=self.plan.league_config.max_snapshots or 0,
+        )
         self.league = self._build_league()
         self.state = TrainingState(learner_steps=dict.fromkeys(self.population.ids, 0))
         self.resumed = resume is not None
@@ -123,9 +128,8 @@ class Trainer:
             )
         for pid, record in league.policies.items():
             if record.kind == "snapshot":
-                frozen = self.population[record.parent].frozen()
-                frozen.load_state_dict(self.run_dir.load_policy(files[pid])["state"])
-                record.payload = frozen
+                state = self.run_dir.load_policy(files[pid])["state"]
+                record.payload = self.population.frozen_from_file(record.parent, state)
             elif record.kind == "learner":
                 record.payload = self.population[pid]
             elif pid in self.league.policies:
@@ -149,7 +153,7 @@ class Trainer:
             print(f"league: resuming {self.run_dir} at {self.state.env_steps:,} env steps")
         else:
             print(f"league: training {self.plan.env.name} into {self.run_dir}")
-        for note in self.plan.notes:
+        for note in [*self.plan.notes, self.population.describe()]:
             print(f"league: {note}")
         if config.tensorboard:
             self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
