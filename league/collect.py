@@ -182,11 +182,22 @@ class Collector:
     # -- public ------------------------------------------------------------
 
     def start(self, seed: int | None) -> None:
-        self.vec.reset(seed=seed)
-        for e in range(self.vec.num_envs):
+        vec = self.vec
+        vec.reset(seed=seed)
+        for e in range(vec.num_envs):
             self._assign(e)
-        self.ready = np.arange(self.vec.num_envs)
         self._act(None)
+        # An ordered vector env with part of the envs per recv() keeps that many
+        # batches in flight: each step acts on the oldest while the others step.
+        if vec.ordered and vec.batch_size < vec.num_envs:
+            self.to_send = np.split(np.arange(vec.num_envs), vec.num_envs // vec.batch_size)
+        else:
+            self.to_send = [np.arange(vec.num_envs)]
+
+    @property
+    def steps_per_round(self) -> int:
+        """Collector steps in which every env steps once."""
+        return self.vec.num_envs // len(self.to_send[0]) if self.to_send else 1
 
     def step(self) -> None:
         """Send the actions chosen for the ready envs; process the envs that come back; act.
@@ -197,9 +208,10 @@ class Collector:
         others. Only the rows of returned envs are read or written here.
         """
         vec = self.vec
-        vec.send(None, self.ready)
+        for ids in self.to_send:
+            vec.send(None, ids)
         ids = vec.recv()
-        self.ready = ids
+        self.to_send = [ids]
         self.t += 1
         self.env_steps += len(ids)
         rows = None

@@ -64,13 +64,20 @@ class TrainConfig:
         "Async: samples acted by a policy version more than this many updates behind "
         "the learner are dropped before an update.",
     )
-    num_envs: int = option(
-        96,
-        "Environments stepped side by side. Many cheap envs amortise each forward pass "
-        "over more rows (connect four: 2x the steps/s of 12 envs); envs with image "
-        "observations or many seats want far fewer (examples/pistonball_shared.py: 2).",
+    num_envs: int | None = option(
+        None,
+        "Environments stepped side by side. Default: chosen at start from the env's measured "
+        "step cost and observation size (192 for envs cheaper than 1 ms a step, such as "
+        "board games; for costlier ones as many as step in 40 ms; never more than 512 MiB of "
+        "observations), rounded to what the run's rules need. The choice and why are "
+        "printed and written to config.json.",
     )
-    num_workers: int = option(0, "Env worker processes; 0 steps the envs in the training process.")
+    num_workers: int | None = option(
+        None,
+        "Env worker processes; 0 steps the envs in the training process. Default: chosen "
+        "at start: 2 on a machine with 2-5 cores (more with more cores) when the envs would "
+        "step for 10 s or more, else 0.",
+    )
     rollout: int = option(
         16, "Env steps per collection iteration (each env steps this many times)."
     )
@@ -158,9 +165,9 @@ class TrainConfig:
                 raise ConfigError(f"{name}={value!r} must be a whole number of at least 1")
         if self.policies is None and self.num_policies < 1:
             raise ConfigError(f"num_policies={self.num_policies} must be at least 1")
-        if self.num_workers < 0:
+        if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"num_workers={self.num_workers} must be 0 or more")
-        if self.num_workers and self.num_envs % self.num_workers:
+        if self.num_workers and self.num_envs and self.num_envs % self.num_workers:
             raise ConfigError(
                 f"num_envs={self.num_envs} must be a multiple of num_workers={self.num_workers}"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -146,16 +147,50 @@ def test_default_batch_size_meets_the_batch_rule_for_any_number_of_learners():
     from league.training.plan import EnvInfo, make_plan
 
     env = EnvInfo.probe(TTT)
-    # Defaults: 96 envs x 1 decision per step x rollout 16 = 1536 samples per iteration.
+    # 96 envs x 1 decision per step x rollout 16 = 1536 samples per iteration.
     expected = {1: 1536, 2: 1536, 4: 384 * 3, 5: None, 6: 256 * 4}
     for learners, batch in expected.items():
-        config = TrainConfig(num_policies=learners)
+        config = TrainConfig(num_policies=learners, num_envs=96)
         if batch is None:  # 1536 / 5 is no whole share: the rule says to change num_envs/rollout
             with pytest.raises(ValueError, match="Change num_envs or rollout"):
                 make_plan(config, env)
             continue
         assert make_plan(config, env).config.batch_size == batch
         assert config.batch_size is None  # the plan resolves a copy; the config is not changed
+    # Left open, num_envs is chosen so that the rule holds for any number of learners.
+    for learners in (1, 2, 4, 5, 6, 7, 32):
+        plan = make_plan(TrainConfig(num_policies=learners), env, cores=2)
+        share = plan.config.num_envs * plan.config.rollout / learners
+        assert share == int(share) and plan.config.batch_size % share == 0, learners
+        assert plan.config.num_envs % 2 == 0  # two halves, one per worker
+        assert plan.config.num_envs % max(plan.config.num_workers, 1) == 0
+
+
+def test_workers_and_envs_follow_the_env_and_the_machine():
+    from league.config import TrainConfig
+    from league.training.plan import EnvInfo, make_plan
+
+    board = EnvInfo.probe(TTT)
+    cheap = dataclasses.replace(board, step_seconds=100e-6)
+    costly = dataclasses.replace(board, step_seconds=10e-3)
+    long_run = TrainConfig(max_seconds=600, total_steps=0)
+    assert make_plan(long_run, cheap, cores=2).config.num_workers == 2
+    assert make_plan(long_run, cheap, cores=1).config.num_workers == 0
+    assert make_plan(long_run, cheap, cores=16).config.num_workers == 8
+    short = TrainConfig(total_steps=20_000)  # 2 s of env steps: workers would not pay
+    assert make_plan(short, cheap, cores=2).config.num_workers == 0
+    assert make_plan(long_run, cheap, cores=2).config.num_envs == 192
+    two = TrainConfig(max_seconds=600, total_steps=0, num_policies=2)
+    assert make_plan(two, costly, cores=2).config.num_envs == 4  # 40 ms of steps
+    # With 6 learners a whole share of each iteration per learner needs 6 envs at least.
+    assert make_plan(long_run, costly, cores=2).config.num_envs == 6
+    # Explicit options win, and the choices and reasons are recorded.
+    plan = make_plan(TrainConfig(max_seconds=600, total_steps=0, num_workers=0), cheap, cores=2)
+    assert plan.config.num_workers == 0
+    assert any(note.startswith("num_envs=192: a cheap env step") for note in plan.notes)
+    big_frames = dataclasses.replace(costly, step_seconds=2e-3, obs_bytes=4 * 2**20)
+    plan = make_plan(two, big_frames, cores=2)
+    assert plan.config.num_envs == 2 and "512 MiB" in plan.notes[1]
 
 
 def test_unsupported_space_names_space_and_seat(tmp_path: Path):

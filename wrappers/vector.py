@@ -13,6 +13,7 @@ only one-byte commands). docs/vector.md states the layout and the guarantees.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import multiprocessing as mp
@@ -331,7 +332,9 @@ class VectorEnv:
       (and the env auto-reset) at its last step
     """
 
-    def __init__(self, spec: _Spec, num_envs: int, batch_size: int, seed: int | None) -> None:
+    def __init__(
+        self, spec: _Spec, num_envs: int, batch_size: int, seed: int | None, ordered: bool
+    ) -> None:
         self.name = spec.name
         self.num_envs = num_envs
         self.num_agents = len(spec.roles)
@@ -344,6 +347,9 @@ class VectorEnv:
         self.observation_spaces = list(spec.observation_spaces)
         self.action_spaces = list(spec.action_spaces)
         self.batch_size = batch_size
+        # ordered: recv() returns the envs of each send() in the order they were sent.
+        self.ordered = ordered
+        self._sent_order: collections.deque[np.ndarray] = collections.deque()
         self.num_workers = 0
         self._seed = seed
         # Returned by reset() and recv(), kept by send(): read-only so no caller edits it.
@@ -393,6 +399,7 @@ class VectorEnv:
             seed, self._seed = self._seed, None
         if self._in_flight:
             self._guard(self._collect, self._in_flight)
+        self._sent_order.clear()
         self._guard(self._reset, seed)
         self._busy[:] = False
         self._in_flight = 0
@@ -423,20 +430,31 @@ class VectorEnv:
         self._guard(self._dispatch, ids)
         self._busy[ids] = True
         self._in_flight += len(ids)
+        if self.ordered:
+            self._sent_order.append(ids)
 
     def recv(self) -> np.ndarray:
         """Wait until at least `batch_size` envs (or all those stepping, if fewer)
-        have their results in the arrays; returns their ids."""
+        have their results in the arrays; returns their ids. An `ordered` vector env
+        returns the envs of the oldest `send()` still stepping, and only those."""
         self._check_open()
         if not self._in_flight:
             raise RuntimeError(
                 f"vector env {self.name!r}: recv() with no envs stepping; send() actions first"
             )
+        if self.ordered:
+            ids = self._sent_order.popleft()
+            self._guard(self._collect_ids, ids)
+            self._busy[ids] = False
+            self._in_flight -= len(ids)
+            self._last_ids = ids
+            return ids
         return self._receive(min(self.batch_size, self._in_flight))
 
     def step(self, actions: dict[str, Any] | Any | None = None) -> np.ndarray:
         """Send actions to every env and wait for all of them; returns all env ids."""
         self.send(actions, self._all_ids)
+        self._sent_order.clear()
         return self._receive(self._in_flight)
 
     def close(self) -> None:
@@ -530,6 +548,9 @@ class VectorEnv:
     def _collect(self, need: int) -> np.ndarray:
         raise NotImplementedError
 
+    def _collect_ids(self, ids: np.ndarray) -> None:
+        raise NotImplementedError
+
     def _shutdown(self) -> None:
         raise NotImplementedError
 
@@ -537,8 +558,10 @@ class VectorEnv:
 class SerialVectorEnv(VectorEnv):
     """Every env in this process; `recv()` steps the envs sent since the last one."""
 
-    def __init__(self, envs: list[Any], spec: _Spec, batch_size: int, seed: int | None) -> None:
-        super().__init__(spec, len(envs), batch_size, seed)
+    def __init__(
+        self, envs: list[Any], spec: _Spec, batch_size: int, seed: int | None, ordered: bool
+    ) -> None:
+        super().__init__(spec, len(envs), batch_size, seed, ordered)
         fields = spec.layout(len(envs))
         arrays = _Arrays(fields, spec.role_names, bytearray(_nbytes(fields)))
         self._attach(arrays)
@@ -559,6 +582,12 @@ class SerialVectorEnv(VectorEnv):
                 slot = self._slots[k]
                 self._run(slot, slot.step)
         return queued[0] if len(queued) == 1 else np.concatenate(queued)
+
+    def _collect_ids(self, ids: np.ndarray) -> None:
+        self._queued.pop(0)  # the oldest send: `ids`
+        for k in ids:
+            slot = self._slots[k]
+            self._run(slot, slot.step)
 
     def _run(self, slot: _EnvSlot, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -585,8 +614,9 @@ class ProcessVectorEnv(VectorEnv):
         seed: int | None,
         start_method: str,
         timeout: float | None,
+        ordered: bool,
     ) -> None:
-        super().__init__(spec, num_envs, batch_size, seed)
+        super().__init__(spec, num_envs, batch_size, seed, ordered)
         self.num_workers = num_workers
         self.start_method = start_method
         self._timeout = timeout
@@ -628,6 +658,7 @@ class ProcessVectorEnv(VectorEnv):
         # wait() builds a selector per call): each worker's pipe says a reply
         # is ready, its sentinel that the process ended.
         self._poller = select.poll()
+        self._pollers: dict[tuple[int, ...], Any] = {}  # ordered recv: per set of workers
         self._fd_owner: dict[int, int] = {}
         for w, (fd, proc) in enumerate(zip(self._conn_fds, self.workers, strict=True)):
             for waitable in (fd, proc.sentinel):
@@ -668,14 +699,26 @@ class ProcessVectorEnv(VectorEnv):
     def _collect(self, need: int) -> np.ndarray:
         return self._gather(need, _DONE)
 
-    def _gather(self, need: int, expected: bytes) -> np.ndarray:
-        """Wait for replies until `need` envs are done; return their ids."""
+    def _collect_ids(self, ids: np.ndarray) -> None:
+        workers = tuple(np.unique(ids // self._per_worker).tolist())
+        if workers not in self._pollers:
+            poller = select.poll()
+            for w in workers:
+                poller.register(self._conn_fds[w], select.POLLIN)
+                poller.register(self.workers[w].sentinel, select.POLLIN)
+            self._pollers[workers] = poller
+        self._gather(len(ids), _DONE, self._pollers[workers])
+
+    def _gather(self, need: int, expected: bytes, poller: Any = None) -> np.ndarray:
+        """Wait for replies (of the workers `poller` watches; default all) until `need`
+        envs are done; return their ids."""
+        poller = poller or self._poller
         done: list[np.ndarray] = []
         count = 0
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         while count < need:
             wait_ms = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
-            events = self._poller.poll(wait_ms)
+            events = poller.poll(wait_ms)
             if not events:
                 self._raise_timeout()
             for fd, _ in events:
@@ -904,6 +947,7 @@ def vector(
     start_method: str | None = None,
     *,
     timeout: float | None = None,
+    ordered: bool = False,
     **multiagent_opts: Any,
 ) -> VectorEnv:
     """`num_envs` copies of ``multiagent(env_fn, **multiagent_opts)`` as one vector env.
@@ -921,6 +965,9 @@ def vector(
         start_method: multiprocessing start method; default `default_start_method()`.
         timeout: seconds `recv()`/`reset()` wait for a worker before raising
             `WorkerError`; None waits as long as the workers are alive.
+        ordered: `recv()` returns the envs of each `send()` in the order they were
+            sent (the oldest batch still stepping, and only it), so a schedule that
+            keeps several batches in flight is the same with or without workers.
         multiagent_opts: `pad`, `roles`, `illegal_actions`, `env_kwargs` of `multiagent`.
     """
     if _is_env(env_fn) and not isinstance(env_fn, type):
@@ -946,7 +993,7 @@ def vector(
     if num_workers == 0:
         envs = [multiagent(env_fn, **multiagent_opts) for _ in range(num_envs)]
         spec = _spec_of(envs[0])
-        return SerialVectorEnv([_steppable(e, spec) for e in envs], spec, batch_size, seed)
+        return SerialVectorEnv([_steppable(e, spec) for e in envs], spec, batch_size, seed, ordered)
     start_method = start_method or default_start_method()
     if start_method not in mp.get_all_start_methods():
         raise ValueError(
@@ -961,5 +1008,5 @@ def vector(
             close()
     payload = cloudpickle.dumps((env_fn, multiagent_opts))
     return ProcessVectorEnv(
-        payload, spec, num_envs, num_workers, batch_size, seed, start_method, timeout
+        payload, spec, num_envs, num_workers, batch_size, seed, start_method, timeout, ordered
     )

@@ -432,12 +432,17 @@ class StackedPPO:
     ) -> torch.Tensor:
         """Per member: scale its gradients so their global norm is at most its
         max_grad_norm (`nn.utils.clip_grad_norm_`'s rule); returns the norms."""
-        grads = [p.grad[index] for p in self.params.values()]
+        everyone = len(index) == self.num_members
+        grads = [p.grad if everyone else p.grad[index] for p in self.params.values()]
         norms = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
         coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
         coef = torch.where(stepping, coef, torch.zeros_like(coef))
         for p, g in zip(self.params.values(), grads, strict=True):
-            p.grad.index_copy_(0, index, g * coef.view(-1, *[1] * (g.dim() - 1)))
+            scale = coef.view(-1, *[1] * (g.dim() - 1))
+            if everyone:
+                g.mul_(scale)
+            else:
+                p.grad.index_copy_(0, index, g * scale)
         return norms
 
     @torch.no_grad()
@@ -454,17 +459,25 @@ class StackedPPO:
         eps = self.shared_config.adam_eps
         step_size = (lr / (1 - beta1**step)).float()
         bias_correction2_sqrt = ((1 - beta2**step) ** 0.5).float()
+        everyone = len(rows) == self.num_members  # rows are sorted: then they are 0..M-1
         for name, p in self.params.items():
             shape = (-1,) + (1,) * (p.dim() - 1)
-            grad = p.grad[rows]
-            exp_avg = self.exp_avg[name][rows].lerp_(grad, 1 - beta1)
-            exp_avg_sq = (
-                self.exp_avg_sq[name][rows].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            )
+            if everyone:  # in place, no gathers
+                grad, exp_avg, exp_avg_sq = p.grad, self.exp_avg[name], self.exp_avg_sq[name]
+            else:
+                grad = p.grad[rows]
+                exp_avg, exp_avg_sq = self.exp_avg[name][rows], self.exp_avg_sq[name][rows]
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt.view(shape)).add_(eps)
-            p.index_copy_(0, rows, p[rows] - step_size.view(shape) * exp_avg / denom)
-            self.exp_avg[name].index_copy_(0, rows, exp_avg)
-            self.exp_avg_sq[name].index_copy_(0, rows, exp_avg_sq)
+            # p + (-step_size) * (exp_avg / denom): Adam's addcdiv_, in its order.
+            update = (exp_avg / denom).mul_(step_size.view(shape))
+            if everyone:
+                p.sub_(update)
+            else:
+                p.index_copy_(0, rows, p[rows] - update)
+                self.exp_avg[name].index_copy_(0, rows, exp_avg)
+                self.exp_avg_sq[name].index_copy_(0, rows, exp_avg_sq)
 
     def _fail(self, members: list[int], failed: torch.Tensor, terms: dict, failures: dict) -> None:
         for i in torch.nonzero(failed).flatten().tolist():

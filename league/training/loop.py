@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from league.algos.base import NonFiniteLossError
 from league.algos.stacked import PolicyBank
@@ -235,16 +236,26 @@ class Loop:
 
 class SyncLoop(Loop):
     """Collect `rollout` steps of every env, then one update of every learner that has a
-    batch (each stack of learners in one tensor program), repeat."""
+    batch (each stack of learners in one tensor program), repeat.
+
+    With an even number of envs the envs are stepped in two halves, always in
+    the same order: the policies act on one half while the other half steps
+    (in its worker processes, when there are any). The schedule, and so every
+    result, is the same with or without workers.
+    """
 
     def iterate(self) -> None:
-        for _ in range(self.config.rollout):
+        for _ in range(self.config.rollout * self.collector.steps_per_round):
             if not self.step_envs():
                 return
         if self.interrupted():
             return
         batches = self.ready_batches()
+        if batches and self.config.torch_threads == 1:
+            torch.set_num_threads(2)
         results = self.population.learn(batches, interrupt=self.interrupted)
+        if batches and self.config.torch_threads == 1:
+            torch.set_num_threads(1)
         for pid in self.population.ids:
             result = results.get(pid)
             if isinstance(result, NonFiniteLossError):

@@ -11,9 +11,13 @@ that goes to config.json.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces as gym_spaces
 
 import wrappers
@@ -37,9 +41,14 @@ class EnvInfo:
     roles: list[str]  # role per seat
     spaces: dict[str, tuple[gym_spaces.Space, gym_spaces.Space]]  # role -> (obs, action)
     decisions_per_step: int  # active seats per env step: 1 for turn-based AEC games
+    step_seconds: float = 0.0  # measured cost of one env step, random legal actions
+    obs_bytes: int = 0  # bytes of one env step's observations, every seat
 
     @classmethod
-    def probe(cls, env_fn: Any, pad: bool = False, env_kwargs: dict | None = None) -> EnvInfo:
+    def probe(
+        cls, env_fn: Any, pad: bool = False, env_kwargs: dict | None = None, measure: bool = True
+    ) -> EnvInfo:
+        """Read the env's seats and spaces; `measure` also times a few env steps."""
         env = wrappers.multiagent(env_fn, pad=pad, env_kwargs=env_kwargs or None)
         try:
             spaces = {
@@ -47,7 +56,20 @@ class EnvInfo:
                 for i, role in reversed(list(enumerate(env.roles)))
             }
             decisions = 1 if isinstance(env, wrappers.AECMultiAgentEnv) else env.num_agents
-            return cls(env.name, list(env.possible_agents), list(env.roles), spaces, decisions)
+            obs_bytes = sum(
+                int(np.prod(o.shape, dtype=np.int64)) * np.dtype(o.dtype).itemsize
+                for o in env.observation_spaces
+            )
+            seconds = _seconds_per_step(env) if measure else 0.0
+            return cls(
+                env.name,
+                list(env.possible_agents),
+                list(env.roles),
+                spaces,
+                decisions,
+                seconds,
+                obs_bytes,
+            )
         finally:
             env.close()
 
@@ -57,6 +79,27 @@ class EnvInfo:
 
     def first_seat(self, role: str) -> str:
         return self.seats[self.roles.index(role)]
+
+
+def _seconds_per_step(env: Any, budget: float = 0.25, most: int = 64) -> float:
+    """Wall time of one env step with random legal actions (a quarter second at most)."""
+    from league.policies import RandomPolicy
+
+    policies = [RandomPolicy(space, seed=k) for k, space in enumerate(env.action_spaces)]
+    _, infos = env.reset(seed=0)
+    for _ in range(2):  # first steps pay one-off costs (imports, caches)
+        actions = [
+            p.act(None, info.get("action_mask")) for p, info in zip(policies, infos, strict=True)
+        ]
+        *_, infos = env.step(actions)
+    steps, started = 0, time.perf_counter()
+    while steps < most and (steps < 4 or time.perf_counter() - started < budget):
+        actions = [
+            p.act(None, info.get("action_mask")) for p, info in zip(policies, infos, strict=True)
+        ]
+        *_, infos = env.step(actions)
+        steps += 1
+    return (time.perf_counter() - started) / steps
 
 
 @dataclass(frozen=True)
@@ -89,10 +132,27 @@ class Plan:
         return [s.id for s in self.learners]
 
 
-def make_plan(config: TrainConfig, env: EnvInfo, custom_mapping: bool = False) -> Plan:
-    """Check the config against the env and resolve what it leaves open; pure."""
+def make_plan(
+    config: TrainConfig, env: EnvInfo, custom_mapping: bool = False, cores: int | None = None
+) -> Plan:
+    """Check the config against the env and resolve what it leaves open; pure (`cores`
+    defaults to the CPU cores this process may use)."""
     learners = learner_specs(config, env)
     per_role = max(sum(s.role == r for s in learners) for r in env.role_names)
+    notes: list[str] = []
+    resolved: dict[str, Any] = {}
+    if config.num_workers is None:
+        resolved["num_workers"], why = choose_workers(config, env, cores)
+        notes.append(f"num_workers={resolved['num_workers']}: {why}")
+    if config.num_envs is None:
+        workers = resolved.get("num_workers", config.num_workers)
+        resolved["num_envs"], why = choose_num_envs(config, env, len(learners), per_role, workers)
+        notes.append(f"num_envs={resolved['num_envs']}: {why}")
+    config = dataclasses.replace(config, **resolved)
+    if config.num_workers and config.num_envs % config.num_workers:
+        raise ConfigError(
+            f"num_envs={config.num_envs} must be a multiple of num_workers={config.num_workers}"
+        )
     if config.batched:
         if custom_mapping:
             raise ConfigError(
@@ -104,8 +164,6 @@ def make_plan(config: TrainConfig, env: EnvInfo, custom_mapping: bool = False) -
                 f"batched=True splits num_envs={config.num_envs} into one block per learner "
                 f"of each role ({per_role}); make num_envs a multiple of {per_role}"
             )
-    resolved = {}
-    notes = []
     if config.batch_size is None:
         resolved["batch_size"] = default_batch_size(config, len(learners), env.decisions_per_step)
         notes.append(
@@ -127,6 +185,78 @@ def make_plan(config: TrainConfig, env: EnvInfo, custom_mapping: bool = False) -
         # deterministic round-robin unless the user picks a strategy.
         league_config = dataclasses.replace(league_config, strategy="round_robin")
     return Plan(resolved_config, env, learners, league_config, mix, batches, notes)
+
+
+# An env step cheaper than this is a board game or a small particle world: the
+# default number of envs amortises one forward pass over many of them.
+CHEAP_STEP_SECONDS = 1e-3
+CHEAP_ENVS = 192
+# Costlier envs: as many envs as step in this long, one env step each.
+ROUND_SECONDS = 0.04
+# Observations held by a run (vector arrays, pending samples, the batches
+# waiting for learners) stay under this.
+OBS_MEMORY_BYTES = 512 * 2**20
+# A run whose envs step for less than this pays more to start workers than they save.
+MIN_WORKER_SECONDS = 10.0
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def choose_workers(config: TrainConfig, env: EnvInfo, cores: int | None) -> tuple[int, str]:
+    """Env worker processes for a run that leaves `num_workers` open, and why."""
+    cores = available_cores() if cores is None else cores
+    if cores < 2:
+        return 0, "one CPU core: the envs step in the training process"
+    budgets = [config.max_seconds] if config.max_seconds else []
+    if config.total_steps:
+        budgets.append(config.total_steps * env.step_seconds)
+    env_seconds = min(budgets)
+    if env_seconds < MIN_WORKER_SECONDS:
+        return 0, (
+            f"the envs would step for about {env_seconds:.1f} s in all, too short for worker "
+            "processes to pay for their start"
+        )
+    workers = 2 if cores < 6 else min(8, cores - cores % 2)
+    if config.num_envs is not None and config.num_envs % workers:
+        return 0, f"num_envs={config.num_envs} does not split evenly over {workers} workers"
+    return workers, (
+        f"{cores} CPU cores and an env step costs {env.step_seconds * 1e6:,.0f} us: the envs "
+        f"step in {workers} worker processes while this one acts and learns "
+        "(num_workers=0 keeps them here)"
+    )
+
+
+def choose_num_envs(
+    config: TrainConfig, env: EnvInfo, learners: int, per_role: int, workers: int
+) -> tuple[int, str]:
+    """Envs for a run that leaves `num_envs` open, and why: many for cheap envs, fewer
+    for costly or large-observation ones, always a number the run's rules accept."""
+    step = 1
+    if config.mode == "sync":  # a whole share of each iteration per learner
+        step = learners // math.gcd(learners, env.decisions_per_step * config.rollout)
+    for need in (2, workers or 1, per_role if config.batched else 1):
+        step = step * need // math.gcd(step, need)
+    if env.step_seconds < CHEAP_STEP_SECONDS:
+        target, why = CHEAP_ENVS, "a cheap env step: many envs share each forward pass"
+    else:
+        target = ROUND_SECONDS / env.step_seconds
+        why = (
+            f"an env step costs {env.step_seconds * 1e3:,.1f} ms: as many envs as step in "
+            f"{ROUND_SECONDS * 1e3:.0f} ms"
+        )
+    held = env.obs_bytes * (3 * config.rollout + 4)
+    if held and target * held > OBS_MEMORY_BYTES:
+        target = OBS_MEMORY_BYTES / held
+        why = (
+            f"observations of {env.obs_bytes / 2**20:,.1f} MiB per env step: as many envs as "
+            "keep them under 512 MiB"
+        )
+    return max(step, int(target // step) * step), why
 
 
 def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:

@@ -158,11 +158,13 @@ class Trainer:
         if config.tensorboard:
             self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
             self.observers.add(self.tensorboard)
+        batch_size, ordered = self._recv_schedule()
         vec = wrappers.vector(
             self.env_fn,
             num_envs=config.num_envs,
             num_workers=config.num_workers,
-            batch_size=self._recv_batch(),
+            batch_size=batch_size,
+            ordered=ordered,
             pad=config.pad,
             env_kwargs=config.env_kwargs or None,
         )
@@ -198,14 +200,19 @@ class Trainer:
             raise SystemExit(143)
         return reason
 
-    def _recv_batch(self) -> int | None:
-        # Async with 2+ workers: act on one worker's envs while the others step
-        # (Sample Factory's double buffering). Sync and batched step all envs
-        # together, which their fixed schedules need.
+    def _recv_schedule(self) -> tuple[int | None, bool]:
+        """(envs per recv, ordered): act on some envs while the others step (Sample
+        Factory's double buffering). Async takes whichever worker is done first;
+        sync steps two halves in a fixed order (SyncLoop); batched mode, whose
+        env blocks act together, steps all envs at once."""
         c = self.config
-        if c.mode == "async" and not c.batched and c.num_workers > 1:
-            return c.num_envs // c.num_workers
-        return None
+        if c.batched:
+            return None, False
+        if c.mode == "async":
+            return (c.num_envs // c.num_workers, False) if c.num_workers > 1 else (None, False)
+        if c.num_envs % 2 == 0 and c.num_workers % 2 == 0:
+            return c.num_envs // 2, True
+        return None, False
 
     def _save_before_error(self) -> None:
         self.checkpoint()
