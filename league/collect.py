@@ -474,20 +474,22 @@ class Collector:
         if self.p_mask[role] is not None:
             rows["action_mask"] = self.p_mask[role][e, k]
         slots = self.p_learner[e, s]
-        first = slots[0]
-        parts = (
-            [(first, None)]
-            if (slots == first).all()
-            else [(slot, slots == slot) for slot in np.unique(slots)]
-        )
+        if (slots == slots[0]).all():
+            parts = [(slots[0], slice(None))]
+        else:  # rows of several learners: sort once, hand each its slice
+            order = np.argsort(slots, kind="stable")
+            rows = {key: v[order] for key, v in rows.items()}
+            next_obs = np.asarray(next_obs)[order]
+            next_mask = None if next_mask is None else np.asarray(next_mask)[order]
+            slots = slots[order]
+            starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+            ends = np.r_[starts[1:], len(slots)]
+            parts = [(slots[a], slice(a, b)) for a, b in zip(starts, ends, strict=True)]
         for slot, sel in parts:
             buffer = self.actors[self.ids[slot]].buffer
-            mine = rows if sel is None else {key: v[sel] for key, v in rows.items()}
+            mine = {key: v[sel] for key, v in rows.items()}
             if buffer.keep_next_obs:
-                mine = dict(mine)
-                mine["next_obs"] = np.array(next_obs if sel is None else next_obs[sel])
+                mine["next_obs"] = np.array(next_obs[sel])
                 if next_mask is not None:
-                    mine["next_action_mask"] = np.array(
-                        next_mask if sel is None else next_mask[sel], dtype=bool
-                    )
+                    mine["next_action_mask"] = np.array(next_mask[sel], dtype=bool)
             buffer.add(mine)

@@ -137,19 +137,39 @@ class VectorObservation(nn.Module):
         return torch.cat(one_hots, dim=-1)
 
 
-class ImageObservation(nn.Module):
-    """(B, H, W[, C]) images, channels last as envs produce them, to (B, C, H, W)
-    float; uint8 pixels are scaled to [0, 1]."""
+# Frames with more pixels than this are downsampled inside the encoder by default:
+# the 84 x 84 of Atari pipelines (Mnih et al., 2015).
+IMAGE_PIXELS = 84 * 84
 
-    def __init__(self, space: spaces.Box) -> None:
+
+def downsampled_size(height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
+    """(height, width) scaled to about `max_pixels` pixels, aspect kept, each side at
+    least what the Nature-CNN needs; unchanged when already small enough or None."""
+    if max_pixels is None or height * width <= max_pixels:
+        return height, width
+    f = float(np.sqrt(max_pixels / (height * width)))
+    return max(NATURE_CNN_MIN_SIZE, round(height * f)), max(NATURE_CNN_MIN_SIZE, round(width * f))
+
+
+class ImageObservation(nn.Module):
+    """(B, H, W[, C]) images, channels last as envs produce them, to (B, C, h, w)
+    float; uint8 pixels are scaled to [0, 1]. Frames of more than `max_pixels`
+    pixels are downsampled to about that many by area averaging (aspect kept)."""
+
+    def __init__(self, space: spaces.Box, max_pixels: int | None = IMAGE_PIXELS) -> None:
         super().__init__()
         self.scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
         self.channels = space.shape[2] if len(space.shape) == 3 else 1
+        self.size = downsampled_size(space.shape[0], space.shape[1], max_pixels)
+        self.resize = self.size != tuple(space.shape[:2])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if obs.dim() == 3:
             obs = obs.unsqueeze(-1)
-        return obs.permute(0, 3, 1, 2).float() * self.scale
+        images = obs.permute(0, 3, 1, 2).float() * self.scale
+        if self.resize:
+            images = nn.functional.interpolate(images, size=self.size, mode="area")
+        return images
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
@@ -165,9 +185,9 @@ class NatureCNN(nn.Module):
 
     out_dim = 512
 
-    def __init__(self, space: spaces.Box) -> None:
+    def __init__(self, space: spaces.Box, max_pixels: int | None = IMAGE_PIXELS) -> None:
         super().__init__()
-        self.image = ImageObservation(space)
+        self.image = ImageObservation(space, max_pixels)
         self.convs = nn.Sequential(
             layer_init(nn.Conv2d(self.image.channels, 32, 8, stride=4)),
             nn.ReLU(),
@@ -178,7 +198,7 @@ class NatureCNN(nn.Module):
             nn.Flatten(),
         )
         with torch.no_grad():
-            height, width = space.shape[:2]
+            height, width = self.image.size
             flat = self.convs(torch.zeros(1, self.image.channels, height, width)).shape[1]
         self.fc = nn.Sequential(layer_init(nn.Linear(flat, self.out_dim)), nn.ReLU())
 
@@ -258,14 +278,16 @@ def make_encoder(
     activation: type[nn.Module] = nn.Tanh,
     where: str | None = None,
     encoder: str = "auto",
+    image_pixels: int | None = IMAGE_PIXELS,
 ) -> tuple[nn.Module, int]:
-    """Build the observation encoder for `space`: returns (module, feature size)."""
+    """Build the observation encoder for `space`: returns (module, feature size).
+    Image frames of more than `image_pixels` pixels are downsampled first."""
     supported = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
     if not isinstance(space, supported):
         raise unsupported_space("observation", space, SUPPORTED_OBSERVATIONS, where)
     kind = pick_encoder(space, encoder, where)
     if kind == "cnn":
-        cnn = NatureCNN(space)
+        cnn = NatureCNN(space, image_pixels)
         return cnn, cnn.out_dim
     if kind == "board":
         board = BoardCNN(space, hidden_sizes, activation)
@@ -492,11 +514,14 @@ class ActorCritic(nn.Module):
         hidden_sizes: Sequence[int] = (64, 64),
         where: str | None = None,
         encoder: str = "auto",
+        image_pixels: int | None = IMAGE_PIXELS,
     ) -> None:
         super().__init__()
         self.shared = pick_encoder(observation_space, encoder, where) == "cnn"
         if self.shared:
-            self.torso, feature_dim = make_encoder(observation_space, where=where, encoder="cnn")
+            self.torso, feature_dim = make_encoder(
+                observation_space, where=where, encoder="cnn", image_pixels=image_pixels
+            )
         else:
             encoder_args = (observation_space, hidden_sizes, nn.Tanh, where, encoder)
             self.actor_body, feature_dim = make_encoder(*encoder_args)
@@ -558,6 +583,7 @@ class QNetwork(nn.Module):
         hidden_sizes: Sequence[int] = (64, 64),
         where: str | None = None,
         encoder: str = "auto",
+        image_pixels: int | None = IMAGE_PIXELS,
     ) -> None:
         super().__init__()
         if not isinstance(action_space, spaces.Discrete):
@@ -570,7 +596,7 @@ class QNetwork(nn.Module):
         self.n = int(action_space.n)
         self.start = int(action_space.start)
         self.body, feature_dim = make_encoder(
-            observation_space, hidden_sizes, nn.ReLU, where, encoder
+            observation_space, hidden_sizes, nn.ReLU, where, encoder, image_pixels
         )
         self.head = layer_init(nn.Linear(feature_dim, self.n), std=1.0)
 

@@ -260,3 +260,21 @@ def test_encoder_option_refuses_what_does_not_fit():
         make_algorithm(
             "a2c", spaces.Box(0, 1, (6, 7, 2)), spaces.Discrete(7), config={"encoder": "resnet"}
         )
+
+
+def test_large_frames_are_downsampled_inside_the_encoder_unless_asked_not_to():
+    pistonball = spaces.Box(0, 255, (457, 120, 3), np.uint8)
+    small = ActorCritic(pistonball, spaces.Discrete(3))
+    assert small.torso.image.size == (164, 43)  # about 84 x 84 pixels, aspect kept
+    frames = torch.randint(0, 256, (2, 457, 120, 3), dtype=torch.uint8)
+    seen = small.torso.image(frames)
+    assert seen.shape == (2, 3, 164, 43)
+    # Area averaging: each downsampled pixel is the mean of the pixels it covers.
+    flat = torch.full((1, 457, 120, 3), 200, dtype=torch.uint8)
+    torch.testing.assert_close(small.torso.image(flat), torch.full((1, 3, 164, 43), 200 / 255))
+    full = ActorCritic(pistonball, spaces.Discrete(3), image_pixels=None)
+    assert full.torso.image.size == (457, 120)
+    params = [sum(p.numel() for p in m.parameters()) for m in (small, full)]
+    assert params[0] < params[1] / 20  # 0.6M instead of 19M weights
+    atari = ActorCritic(spaces.Box(0, 255, (84, 84, 3), np.uint8), spaces.Discrete(3))
+    assert not atari.torso.image.resize  # 84 x 84 frames are left as they are

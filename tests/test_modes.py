@@ -162,3 +162,12 @@ def test_async_with_workers_acts_on_some_envs_while_others_step(tmp_path: Path):
     assert all(steps > 0 for steps in committed["learner_steps"].values())
     assert run.env_steps >= 6_000
     assert len(pd.read_csv(tmp_path / "matches.csv")) > 100
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu:0"])
+def test_a_device_that_does_not_exist_is_refused_before_training(tmp_path: Path, device: str):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that GPU")
+    with pytest.raises(ValueError, match=rf"device='{device}'.*available: \['cpu'"):
+        league.train(TTT, num_policies=2, device=device, run_dir=str(tmp_path), **FAST)
+    assert not (tmp_path / "trainer.json").exists()

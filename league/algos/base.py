@@ -69,8 +69,8 @@ def compute_gae(
     next_values: np.ndarray,
     terminated: np.ndarray,
     segment_end: np.ndarray,
-    gamma: float,
-    gae_lambda: float,
+    gamma: float | np.ndarray,
+    gae_lambda: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generalized Advantage Estimation (Schulman et al., 2016) over flat arrays of
     concatenated trajectory segments. Returns (advantages, returns), float32.
@@ -79,22 +79,31 @@ def compute_gae(
         A_t     = delta_t + gamma * lambda * (1 - segment_end_t) * (1 - terminated_t) * A_{t+1}
         R_t     = A_t + value_t
 
-    The last row always ends its segment: nothing after it belongs to it.
+    The last row always ends its segment: nothing after it belongs to it. Arrays
+    may have one leading axis of learners (time on the last axis), with `gamma`
+    and `gae_lambda` then given per learner; each learner's result is exactly
+    the one its own call would give.
     """
+    gamma = np.asarray(gamma, dtype=np.float64)
+    gae_lambda = np.asarray(gae_lambda, dtype=np.float64)
+    if np.ndim(rewards) > 1:
+        gamma, gae_lambda = gamma.reshape(-1, 1), gae_lambda.reshape(-1)
+    # float32 arithmetic throughout, as a Python float meets a float32 array.
+    discount = (gamma.reshape(gae_lambda.shape) * gae_lambda).astype(np.float32)
     not_terminated = 1.0 - np.asarray(terminated, dtype=np.float32)
     continues = not_terminated * (1.0 - np.asarray(segment_end, dtype=np.float32))
-    continues[-1:] = 0.0
+    continues[..., -1:] = 0.0
     values = np.asarray(values, dtype=np.float32)
     deltas = (
         np.asarray(rewards, dtype=np.float32)
-        + gamma * np.asarray(next_values, dtype=np.float32) * not_terminated
+        + gamma.astype(np.float32) * np.asarray(next_values, dtype=np.float32) * not_terminated
         - values
     )
     advantages = np.zeros_like(deltas)
-    next_advantage = 0.0
-    for t in reversed(range(len(deltas))):
-        next_advantage = deltas[t] + gamma * gae_lambda * continues[t] * next_advantage
-        advantages[t] = next_advantage
+    next_advantage = np.zeros(deltas.shape[:-1], dtype=np.float32)
+    for t in reversed(range(deltas.shape[-1])):
+        next_advantage = deltas[..., t] + discount * continues[..., t] * next_advantage
+        advantages[..., t] = next_advantage
     return advantages, advantages + values
 
 

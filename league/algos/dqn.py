@@ -27,7 +27,7 @@ from league.algos.base import (
     require_keys,
     to_tensor,
 )
-from league.models import ENCODERS, QNetwork
+from league.models import ENCODERS, IMAGE_PIXELS, QNetwork
 
 
 @dataclass
@@ -48,6 +48,8 @@ class DQNConfig:
     max_grad_norm: float = 10.0  # global gradient-norm clipping threshold
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
     encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
+    # Image frames of more pixels are downsampled in the encoder (area, aspect kept); None: never
+    image_pixels: int | None = IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -139,6 +141,7 @@ class DQN(Algorithm):
             self.config.hidden_sizes,
             where,
             self.config.encoder,
+            self.config.image_pixels,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

@@ -25,7 +25,7 @@ from league.algos.base import (
     require_keys,
     to_tensor,
 )
-from league.models import ENCODERS, ActorCritic
+from league.models import ENCODERS, IMAGE_PIXELS, ActorCritic
 
 BATCH_KEYS = (
     "obs",
@@ -57,6 +57,8 @@ class PPOConfig:
     target_kl: float | None = None  # stop the epochs once an epoch's mean approx_kl exceeds it
     hidden_sizes: tuple[int, ...] = (64, 64)  # MLP layer sizes (vector observations)
     encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
+    # Image frames of more pixels are downsampled in the encoder (area, aspect kept); None: never
+    image_pixels: int | None = IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -85,6 +87,7 @@ class PPO(Algorithm):
             self.config.hidden_sizes,
             where,
             self.config.encoder,
+            self.config.image_pixels,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

@@ -275,22 +275,21 @@ class StackedPPO:
         h = {name: value[index] for name, value in self.hparams.items()}
         saved = self._save_rows(index)
 
-        gaes = [
-            compute_gae(
-                batches[m]["rewards"],
-                batches[m]["values"],
-                batches[m]["next_values"],
-                batches[m]["terminated"],
-                batches[m]["segment_end"],
-                float(self.configs[m].gamma),
-                float(self.configs[m].gae_lambda),
-            )
-            for m in members
-        ]
-
         def stacked(key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
             return to_tensor(np.stack([batches[m][key] for m in members]), device, dtype)
 
+        def column(key: str) -> np.ndarray:
+            return np.stack([batches[m][key] for m in members])
+
+        advantages, returns = compute_gae(
+            column("rewards"),
+            column("values"),
+            column("next_values"),
+            column("terminated"),
+            column("segment_end"),
+            np.array([self.configs[m].gamma for m in members]),
+            np.array([self.configs[m].gae_lambda for m in members]),
+        )
         b_obs = stacked("obs")
         b_masks = (
             stacked("action_mask", torch.bool) if "action_mask" in batches[members[0]] else None
@@ -298,8 +297,8 @@ class StackedPPO:
         b_actions = stacked("actions")
         b_logprobs = stacked("logprobs", torch.float32)
         b_values = stacked("values", torch.float32)
-        b_advantages = to_tensor(np.stack([a for a, _ in gaes]), device)
-        b_returns = to_tensor(np.stack([r for _, r in gaes]), device)
+        b_advantages = to_tensor(advantages, device)
+        b_returns = to_tensor(returns, device)
 
         minibatch_size = cfg.minibatch_size or math.ceil(batch_size / cfg.num_minibatches)
         rows = torch.arange(k, device=device).unsqueeze(1)
@@ -370,7 +369,7 @@ class StackedPPO:
             self.versions[m] += 1
             stats = {key: float(value[i] / counts[i]) for key, value in sums.items()}
             stats["explained_variance"] = explained_variance(
-                np.asarray(batches[m]["values"]), gaes[i][1]
+                np.asarray(batches[m]["values"]), returns[i]
             )
             results[m] = stats
         return results
@@ -782,13 +781,14 @@ class PolicyBank:
         if deterministic:
             actions = dist.mode()
         else:
-            # Each policy's noise from its own generator, as it would draw acting alone.
-            noise = None
-            for m in np.flatnonzero(counts):
-                drawn = dist.noise(int(counts[m]), self.generators[lo + m])
-                if noise is None:
-                    noise = drawn.new_zeros((members * width, *drawn.shape[1:]))
-                noise[m * width : m * width + len(drawn)] = drawn
+            # Each policy's noise from its own generator, as it would draw acting alone,
+            # placed where that policy's rows sit in the padded batch.
+            draws = [
+                dist.noise(int(counts[m]), self.generators[lo + m]) for m in np.flatnonzero(counts)
+            ]
+            sorted_flat = torch.as_tensor(slot[order] * width + position[order], device=self.device)
+            noise = draws[0].new_zeros((members * width, *draws[0].shape[1:]))
+            noise[sorted_flat] = torch.cat(draws)
             actions = dist.sample_from(noise)
         flat = slot_t * width + pos_t
         return taken_t, actions[flat], dist.log_prob(actions)[flat], value.flatten()[flat]

@@ -24,7 +24,7 @@ import wrappers
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
-from league.training.devices import policy_device
+from league.training.devices import check_device, policy_device
 from league.training.modes import env_batches
 
 # PPO's entropy bonus for Discrete actions unless configured (TrainConfig.ent_coef).
@@ -295,12 +295,14 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
             ent_coef = DISCRETE_ENT_COEF
         if ent_coef is not None:
             algo_config["ent_coef"] = ent_coef
+    device = policy_device(index, override=config.device)
+    check_device(device, f"policy {entry['id']!r}")
     return LearnerSpec(
         id=entry["id"],
         role=entry["role"],
         algo=str(entry["algo"]).lower(),
         config=algo_config,
-        device=policy_device(index, override=config.device),
+        device=device,
         seed=config.seed + index,
         index=index,
     )
