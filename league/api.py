@@ -122,6 +122,7 @@ def train(
     mapping: Any = None,
     fixed_policies: dict[str, Any] | None = None,
     observers: Iterable[Any] = (),
+    pbt_objective: Any = None,
     **config: Any,
 ) -> LeagueRun:
     """Train a population of policies on any PettingZoo env.
@@ -141,6 +142,9 @@ def train(
         fixed_policies: extra fixed opponents, policy id -> ``fn(obs, action_mask)
             -> action`` (or an object with ``act``); they act but never learn.
         observers: `league.training.Observer` objects called on training events.
+        pbt_objective: with ``pbt=``, a function ``(league, member, other) -> win
+            probability`` that replaces the rating-based one (not saved with the run:
+            pass it again when resuming).
         **config: any `TrainConfig` field (docs/training.md).
     """
     from league.training import Trainer
@@ -160,6 +164,7 @@ def train(
         mapping=mapping,
         fixed_policies=fixed_policies,
         observers=observers,
+        pbt_objective=pbt_objective,
     )
     reason = trainer.run()
 

@@ -8,11 +8,13 @@ field is a `python -m league train` option.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from league.errors import ConfigError, unknown_keys
 from league.manager import LeagueConfig
+from league.roles import ALPHASTAR_ROLES, LEAGUE_ROLES
 
 MODES = ("sync", "async")
 
@@ -38,7 +40,15 @@ class TrainConfig:
         None,
         'Per-learner algorithm configs, e.g. ``["ppo", {"algo": "dqn", "learning_rate": 1e-3}]``. '
         "Each entry is an algorithm name or a dict with ``algo`` (``ppo``, ``a2c``, "
-        "``dqn``), optional ``id`` and ``role``, and that algorithm's config fields.",
+        "``dqn``), optional ``id``, ``role`` (seat role) and ``league_role`` (``main``, "
+        "``main_exploiter``, ``league_exploiter``, ``learner``), and that algorithm's config "
+        "fields.",
+    )
+    roles: dict[str, int] | None = option(
+        None,
+        "League roles (AlphaStar): PPO learners per league role, for each seat role, e.g. "
+        '``{"main": 2, "main_exploiter": 2, "league_exploiter": 2}``. Replaces num_policies; '
+        "matchmaking becomes ``roles`` (docs/league.md). At least one main agent.",
     )
     mode: str = option(
         "sync",
@@ -128,6 +138,11 @@ class TrainConfig:
         "Lower every learner's learning rate linearly to 0 over the run's budget "
         "(total_steps or max_seconds, whichever ends it first).",
     )
+    pbt: bool | dict[str, Any] | None = option(
+        None,
+        "Population-based training on the league's ratings: True for the defaults or a dict "
+        'of PBT options, e.g. ``{"interval": 50000, "threshold": 0.3}`` (docs/league.md).',
+    )
     opponents: list[str] = option(
         lambda: ["random"],
         "Fixed policies added to the league (``random`` = random legal actions).",
@@ -203,6 +218,36 @@ class TrainConfig:
                 "mix_policies_in_one_env=False applies to async (or batched) collection"
             )
         self.league_config()  # refuses unknown or out-of-range league options
+        self._check_roles()
+        if self.pbt:
+            from league.pbt import PBTConfig
+
+            PBTConfig.from_value(self.pbt)
+
+    def _check_roles(self) -> None:
+        wanted = dict(self.roles or {})
+        for k, entry in enumerate(self.policies or []):
+            if isinstance(entry, dict) and "league_role" in entry:
+                wanted[entry["league_role"]] = wanted.get(entry["league_role"], 0) + 1
+                if entry["league_role"] not in LEAGUE_ROLES:
+                    raise ConfigError(
+                        f"policies[{k}]: league_role {entry['league_role']!r} is unknown; "
+                        f"valid: {list(LEAGUE_ROLES)}"
+                    )
+        if self.roles is not None:
+            if self.policies is not None:
+                raise ConfigError("give roles= or policies=, not both (policies take league_role)")
+            unknown = [r for r in self.roles if r not in LEAGUE_ROLES]
+            if unknown:
+                raise unknown_keys("league role", unknown, LEAGUE_ROLES)
+            bad = {r: n for r, n in self.roles.items() if not isinstance(n, int) or n < 0}
+            if bad:
+                raise ConfigError(f"roles={self.roles}: counts must be whole numbers >= 0 {bad}")
+        if any(r in ALPHASTAR_ROLES and n for r, n in wanted.items()) and not wanted.get("main"):
+            raise ConfigError(
+                f"league roles {wanted} have no main agent: exploiters exploit main agents, "
+                'so give at least one, e.g. roles={"main": 1, "main_exploiter": 1}'
+            )
 
     def league_config(self) -> LeagueConfig:
         """The `league={...}` options as a checked `LeagueConfig` (seeded by `seed`)."""
@@ -210,6 +255,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def options_table(cls) -> str:
+        """Every option as a markdown table (docs/training.md holds this very table)."""
+        rows = ["| option | default | meaning |", "| --- | --- | --- |"]
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append(f"| `{f.name}` | `{json.dumps(default)}` | {f.metadata['help']} |")
+        return "\n".join(rows) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

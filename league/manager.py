@@ -33,6 +33,7 @@ from league.matchmaking import (
     PolicyMapping,
     Pool,
     SeatLayout,
+    Strategy,
     check_mix,
     check_weighting,
     make_strategy,
@@ -52,12 +53,21 @@ from league.records import (
     state_error,
     write_state,
 )
+from league.roles import (
+    LEAGUE_ROLES,
+    RoleMatchmaking,
+    reset_after_snapshot,
+    snapshot_due,
+    targets,
+)
 
 __all__ = ["Advance", "League", "LeagueConfig", "LeagueStateError", "MatchResult"]
 
 LEADERBOARD_COLUMNS = (
     "rank",
     "policy",
+    "role",
+    "league_role",
     "kind",
     "algo",
     "rating",
@@ -132,12 +142,37 @@ class LeagueConfig:
 
     # -- snapshots --
     snapshot_every: int = 50_000
-    """Snapshot a learner every this many learner steps (0 = never by steps)."""
+    """Step cap: snapshot a learner every this many learner steps (0 = never by steps)."""
+    snapshot_min_steps: int = 10_000
+    """No snapshot of a learner within this many learner steps of its last one, whatever
+    the win rates say, so the snapshots kept span the run."""
     snapshot_win_rate: float | None = 0.7
-    """Also snapshot a learner once its score (W + D/2)/G against the policies it met since
-    its last snapshot reaches this (None = never by win rate)."""
+    """Also snapshot a learner once it beats its targets: a plain learner when its score
+    (W + D/2)/G against the learners and snapshots it met since its last snapshot reaches
+    this; a main agent or league exploiter when its win rate against every past player
+    (snapshot or fixed policy) is above it; a main exploiter against every main agent.
+    None = never by win rate."""
     snapshot_min_games: int = 50
-    """Games since the last snapshot before the win-rate rule may fire."""
+    """Games since the last snapshot before a plain learner's win-rate rule may fire."""
+
+    # -- league roles (league/roles.py; strategy "roles") --
+    main_pfsp: float = 0.5
+    """Main agents: share of matches against past players, PFSP (1-x)^2."""
+    main_verification: float = 0.15
+    """Main agents: share of matches against exploiters and forgotten snapshots that still
+    beat them (the rest, 1 - main_pfsp - main_verification, is self-play)."""
+    verification_win_rate: float = 0.3
+    """Main agents verify against exploiter snapshots they win less than this against."""
+    forgotten_win_rate: float = 0.7
+    """... and against own snapshots they win less than this against (forgotten)."""
+    self_play_win_rate: float = 0.3
+    """Self-play: below this win rate against the main agent drawn, play its snapshots."""
+    exploiter_win_rate: float = 0.1
+    """Main exploiters: below this win rate against the main agent drawn, play its snapshots."""
+    main_exploiter_reset: float = 1.0
+    """Chance that a main exploiter starts over from its initial weights after a snapshot."""
+    league_exploiter_reset: float = 0.25
+    """Chance that a league exploiter starts over from its initial weights after a snapshot."""
     max_snapshots: int | None = 20
     """Most snapshots kept in the league (None = no cap). Past the cap, of the two snapshots
     of one role closest in TrueSkill mu, the older one is evicted."""
@@ -167,12 +202,23 @@ class LeagueConfig:
             "snapshot_win_rate": self.snapshot_win_rate is None or 0 < self.snapshot_win_rate <= 1,
             "snapshot_min_games": self.snapshot_min_games >= 1,
             "max_snapshots": self.max_snapshots is None or self.max_snapshots >= 1,
+            "snapshot_min_steps": self.snapshot_min_steps >= 0,
         }
+        for name in ("verification_win_rate", "forgotten_win_rate"):
+            checks[name] = 0 < getattr(self, name) < 1
+        for name in ("self_play_win_rate", "exploiter_win_rate"):
+            checks[name] = 0 < getattr(self, name) < 1
+        shares_fit = self.main_pfsp + self.main_verification <= 1
+        checks["main_pfsp"] = self.main_pfsp >= 0 and shares_fit
+        checks["main_verification"] = self.main_verification >= 0 and shares_fit
+        for name in ("main_exploiter_reset", "league_exploiter_reset"):
+            checks[name] = 0 <= getattr(self, name) <= 1
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(
-                    f"league option {name}={getattr(self, name)!r} is out of range; "
-                    "see its documentation in docs/league.md"
+                    f"league option {name}={getattr(self, name)!r} is out of range (main_pfsp "
+                    "+ main_verification may not pass 1); see its documentation in "
+                    "docs/league.md"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +240,7 @@ class Advance:
     """What `League.advance` decided for a learner after an update."""
 
     snapshot: str | None = None  # id of the snapshot taken, if one was
+    reset: bool = False  # the learner starts over from its initial weights (exploiters)
 
 
 class League:
@@ -241,16 +288,27 @@ class League:
         self._since_snapshot: dict[str, list[float]] = {}  # learner -> [score, games]
         self._matches = MatchLog()
         self._rng = np.random.default_rng(c.seed)
-        self._strategy = make_strategy(
+        self._pool = Pool(self._policies, self.payoff, self.ratings)
+        self._strategy = self._make_strategy()
+        self._mapping: PolicyMapping = self._as_mapping(mapping)
+
+    def _make_strategy(self) -> Strategy:
+        c = self.config
+        if c.strategy == "roles":
+            # Learners without an AlphaStar role play PFSP under role matchmaking.
+            base = make_strategy(
+                "pfsp", self.layout, self._pool, self._rng, weighting=c.pfsp_weighting
+            )
+            return RoleMatchmaking(self.layout, self._pool, self._rng, c, base)
+        return make_strategy(
             c.strategy,
             self.layout,
-            Pool(self._policies, self.payoff, self.ratings),
+            self._pool,
             self._rng,
             weighting=c.pfsp_weighting,
             mix=c.mix,
             resample_interval=c.resample_interval,
         )
-        self._mapping: PolicyMapping = self._as_mapping(mapping)
 
     def _as_mapping(self, mapping: Any) -> PolicyMapping:
         if mapping is None:
@@ -304,9 +362,24 @@ class League:
             if r.kind == "snapshot" and (learner_id is None or r.parent == learner_id)
         ]
 
-    def add_learner(self, policy_id: str, role: str, algo: str = "ppo", payload: Any = None) -> str:
-        """Add a trainable policy serving seats of `role`; `payload` is its live acting object."""
-        self._add(PolicyRecord(policy_id, "learner", role, algo, payload=payload))
+    def add_learner(
+        self,
+        policy_id: str,
+        role: str,
+        algo: str = "ppo",
+        payload: Any = None,
+        league_role: str = "learner",
+    ) -> str:
+        """Add a trainable policy serving seats of `role`; `payload` is its live acting
+        object; `league_role` its AlphaStar role (league.roles)."""
+        if league_role not in LEAGUE_ROLES:
+            raise ConfigError(
+                f"learner {policy_id!r}: league role {league_role!r} is unknown; "
+                f"valid: {list(LEAGUE_ROLES)}"
+            )
+        record = PolicyRecord(policy_id, "learner", role, algo, league_role=league_role)
+        record.payload = payload
+        self._add(record)
         self._last_snapshot[policy_id] = 0
         self._since_snapshot[policy_id] = [0.0, 0.0]
         return policy_id
@@ -323,7 +396,7 @@ class League:
             )
         if algo is None:
             algo = "random" if isinstance(policy, RandomPolicy) else "scripted"
-        self._add(PolicyRecord(policy_id, "fixed", role, algo, payload=policy))
+        self._add(PolicyRecord(policy_id, "fixed", role, algo, league_role=None, payload=policy))
         return policy_id
 
     def add_snapshot(
@@ -348,6 +421,7 @@ class League:
                 parent.algo,
                 parent=learner_id,
                 step=int(step),
+                league_role=parent.league_role,
                 payload=frozen,
             ),
             like=learner_id,
@@ -359,23 +433,30 @@ class League:
         return snapshot_id
 
     def should_snapshot(self, learner_id: str, learner_step: int) -> bool:
-        """Whether to snapshot the learner now (every `snapshot_every` steps, or once its
-        win rate since the last snapshot reaches `snapshot_win_rate`).
+        """Whether to snapshot the learner now (league.roles: never within
+        `snapshot_min_steps` of its last snapshot; then at `snapshot_every` steps, or once
+        it beats its targets by `snapshot_win_rate`).
 
         Also records `learner_step` as the learner's current step (the
         leaderboard's `step`).
         """
         record = self._learner(learner_id)
         record.step = int(learner_step)
-        c = self.config
-        if c.snapshot_every and learner_step - self._last_snapshot[learner_id] >= c.snapshot_every:
-            return True
-        score, games = self._since_snapshot[learner_id]
-        return (
-            c.snapshot_win_rate is not None
-            and games >= c.snapshot_min_games
-            and score / games >= c.snapshot_win_rate
+        since = learner_step - self._last_snapshot[learner_id]
+        return snapshot_due(
+            record.league_role, since, lambda: self._beats_targets(record), self.config
         )
+
+    def _beats_targets(self, record: PolicyRecord) -> bool:
+        c = self.config
+        if c.snapshot_win_rate is None:
+            return False
+        if record.league_role == "learner":
+            score, games = self._since_snapshot[record.id]
+            return games >= c.snapshot_min_games and score / games >= c.snapshot_win_rate
+        beaten = targets(record.league_role, record.role, record.id, self._pool)
+        rates = self.payoff.win_rates(record.id, beaten)
+        return bool(len(beaten)) and bool(rates.min() > c.snapshot_win_rate)
 
     def advance(self, learner_id: str, step: int, freeze: Callable[[], Any]) -> Advance:
         """Learner `learner_id` reached learner step `step` (samples trained): apply its
@@ -386,7 +467,21 @@ class League:
         """
         if not self.should_snapshot(learner_id, step):
             return Advance()
-        return Advance(snapshot=self.add_snapshot(learner_id, step, freeze(), copy_payload=False))
+        snapshot = self.add_snapshot(learner_id, step, freeze(), copy_payload=False)
+        role = self._policies[learner_id].league_role
+        return Advance(snapshot=snapshot, reset=reset_after_snapshot(role, self.config, self._rng))
+
+    def inherit(self, learner_id: str, source_id: str) -> None:
+        """Learner `learner_id` took over learner `source_id`'s weights (PBT): it becomes
+        its lineage parent and starts from its online Elo and TrueSkill rating."""
+        record, source = self._learner(learner_id), self._learner(source_id)
+        if record.role != source.role:
+            raise ValueError(
+                f"learner {learner_id!r} (role {record.role!r}) cannot take over "
+                f"{source_id!r} (role {source.role!r})"
+            )
+        record.parent = source_id
+        self.ratings.copy(learner_id, source_id)
 
     def _add(self, record: PolicyRecord, like: str | None = None) -> None:
         known = self._policies.get(record.id) or self._retired.get(record.id)
@@ -507,10 +602,19 @@ class League:
                         self.payoff.update(p, q, score)
             self._count_since_snapshot(teams[i], teams[j], score)
             self._count_since_snapshot(teams[j], teams[i], 1.0 - score)
-        self._matches.add(result.step, env_id, layout.seats, result.policies, team_returns, ranks)
+        league_roles = [
+            (self._policies.get(p) or self._retired[p]).league_role for p in result.policies
+        ]
+        self._matches.add(
+            result.step, env_id, layout.seats, result.policies, team_returns, ranks, league_roles
+        )
         self._mapping.report(env_id, result)
 
     def _count_since_snapshot(self, team: list[str], opponents: list[str], score: float) -> None:
+        # A plain learner's win-rate rule counts games against what matters: learners
+        # and snapshots, not fixed (usually weak) opponents.
+        if not any(p in self._policies and self._policies[p].kind != "fixed" for p in opponents):
+            return
         for p in team:
             counts = self._since_snapshot.get(p)
             if counts is not None and p not in opponents:
@@ -540,6 +644,8 @@ class League:
             rows.append(
                 {
                     "policy": pid,
+                    "role": record.role,
+                    "league_role": record.league_role,
                     "kind": record.kind,
                     "algo": record.algo,
                     "rating": rating,

@@ -463,11 +463,13 @@ class Mix(Strategy):
 _STRATEGIES: dict[str, type[Strategy]] = {
     s.name: s for s in (Uniform, SelfPlay, PFSP, RatingMatch, RoundRobin, Snapshots, Mix)
 }
-STRATEGIES = tuple(_STRATEGIES)
+# "roles" (league.roles.RoleMatchmaking) needs the league's options; League builds it.
+STRATEGIES = (*_STRATEGIES, "roles")
 
 
-# round_robin keeps its own schedule and mix cannot nest: neither can be part of a mix.
-MIXABLE = tuple(s for s in STRATEGIES if s not in ("mix", "round_robin"))
+# round_robin keeps its own schedule, mix cannot nest, roles is a whole league: none can
+# be part of a mix.
+MIXABLE = tuple(s for s in STRATEGIES if s not in ("mix", "round_robin", "roles"))
 
 
 def check_mix(mix: Mapping[str, float]) -> None:

@@ -44,11 +44,15 @@ class PolicyRecord:
 
     id: str
     kind: str
-    role: str
+    role: str  # the seat role it plays
     algo: str
+    # A snapshot's learner; a learner's, when PBT copied another learner into it.
     parent: str | None = None
     # Learner steps: the learner's latest known step, or the step a snapshot was taken at.
     step: int = 0
+    # AlphaStar role (league.roles): main, main_exploiter, league_exploiter or learner;
+    # a snapshot keeps its learner's; None for fixed policies.
+    league_role: str | None = "learner"
     # The acting object; never saved by the league (the trainer saves weights itself).
     payload: Any = field(default=None, repr=False, compare=False)
 
@@ -56,8 +60,10 @@ class PolicyRecord:
         check_policy_id(self.id)
         if self.kind not in KINDS:
             raise ValueError(f"policy {self.id!r}: kind {self.kind!r} is not one of {KINDS}")
-        if (self.kind == "snapshot") != (self.parent is not None):
-            raise ValueError(f"policy {self.id!r}: a snapshot, and only a snapshot, has a parent")
+        if self.kind == "snapshot" and self.parent is None:
+            raise ValueError(f"policy {self.id!r}: a snapshot needs the learner it froze as parent")
+        if self.kind == "fixed" and self.parent is not None:
+            raise ValueError(f"policy {self.id!r}: a fixed policy has no parent")
 
     def to_dict(self) -> dict[str, Any]:
         """The metadata as JSON-ready data; the payload is left out."""
@@ -68,6 +74,7 @@ class PolicyRecord:
             "algo": self.algo,
             "parent": self.parent,
             "step": self.step,
+            "league_role": self.league_role,
         }
 
     @classmethod
@@ -80,6 +87,7 @@ class PolicyRecord:
             algo=data["algo"],
             parent=data["parent"],
             step=int(data["step"]),
+            league_role=data.get("league_role", None if data["kind"] == "fixed" else "learner"),
             payload=payload,
         )
 

@@ -404,6 +404,12 @@ class Ratings:
             self._elo[policy_id] = self.elo(like)
             self._trueskill[policy_id] = self._trueskill[like]
 
+    def copy(self, policy_id: str, source: str) -> None:
+        """Give `policy_id` the online Elo and TrueSkill rating of `source` (PBT's exploit:
+        its weights are now the source's, and so is its strength)."""
+        self._elo[policy_id] = self._elo[source]
+        self._trueskill[policy_id] = self._trueskill[source]
+
     def __contains__(self, policy_id: str) -> bool:
         return policy_id in self._elo
 

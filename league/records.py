@@ -32,7 +32,7 @@ LEADERBOARD_FILE = "leaderboard.csv"
 PAYOFF_FILE = "payoff.csv"
 STATE_FORMAT = 1
 
-MATCH_COLUMNS = ("step", "env_id", "seats", "policies", "team_returns", "ranks")
+MATCH_COLUMNS = ("step", "env_id", "seats", "policies", "team_returns", "ranks", "league_roles")
 # The sections of league.json (written by `League.state_dict`).
 STATE_SECTIONS = (
     "format",
@@ -59,7 +59,7 @@ def join_list(values: Sequence[Any]) -> str:
 
 def _format_row(row: tuple) -> list[str]:
     """A row of `MatchLog.pending` as the fields of matches.csv (MATCH_COLUMNS)."""
-    step, env_id, seats, policies, team_returns, ranks = row
+    step, env_id, seats, policies, team_returns, ranks, league_roles = row
     return [
         str(int(step)),
         str(int(env_id)),
@@ -67,6 +67,7 @@ def _format_row(row: tuple) -> list[str]:
         join_list(policies),
         join_list([float(r) for r in team_returns]),
         join_list([int(r) for r in ranks]),
+        join_list([r or "" for r in league_roles]),
     ]
 
 
@@ -88,8 +89,17 @@ class MatchLog:
         policies: Sequence[str],
         team_returns: Sequence[float],
         ranks: Sequence[int],
+        league_roles: Sequence[str | None] = (),
     ) -> None:
-        row = (step, env_id, tuple(seats), tuple(policies), tuple(team_returns), tuple(ranks))
+        row = (
+            step,
+            env_id,
+            tuple(seats),
+            tuple(policies),
+            tuple(team_returns),
+            tuple(ranks),
+            tuple(league_roles),
+        )
         self.pending.append(row)
 
     def flush(self, run_dir: Path) -> None:
@@ -109,8 +119,13 @@ class MatchLog:
         self.pending.clear()
 
     def _adopt(self, path: Path) -> None:
-        # Make `path` hold exactly the `written` rows of the saved state.
+        # Make `path` hold exactly the `written` rows of the saved state, under
+        # today's header (files of older runs lack the last columns: left empty).
         rows = _data_lines(path)
+        if rows is not None and _header(path) != list(MATCH_COLUMNS):
+            missing = len(MATCH_COLUMNS) - len(_header(path))
+            rows = [line.rstrip("\n") + "," * missing + "\n" for line in rows]
+            _write_rows(path, rows)
         if rows is not None and len(rows) > self.written:
             _write_rows(path, rows[: self.written])
         elif rows is None and self.source is not None and self.source.exists() and self.written:
@@ -126,6 +141,11 @@ class MatchLog:
             self.written = have
         self._synced = path
         self.source = path
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return next(csv.reader(f), [])
 
 
 def _data_lines(path: Path) -> list[str] | None:
@@ -151,6 +171,7 @@ def read_matches(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         ("policies", str),
         ("team_returns", float),
         ("ranks", int),
+        ("league_roles", str),
     ):
         frame[column] = [[kind(v) for v in cell.split(";")] for cell in frame[column]]
     return frame

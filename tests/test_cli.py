@@ -102,3 +102,10 @@ def test_unknown_env_is_a_clear_error():
     out = _league("train", "classic/nope-v0", "--total-steps", "10")
     assert out.returncode != 0
     assert "names no env" in out.stderr
+
+
+def test_the_options_table_in_the_docs_is_current():
+    from league.config import TrainConfig
+
+    docs = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    assert TrainConfig.options_table() in docs, "regenerate it: TrainConfig.options_table()"

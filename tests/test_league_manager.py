@@ -225,7 +225,7 @@ def test_team_returns_override_the_seat_sum() -> None:
 
 
 def test_snapshot_every_n_learner_steps() -> None:
-    league = two_player(snapshot_every=100, snapshot_win_rate=None)
+    league = two_player(snapshot_every=100, snapshot_win_rate=None, snapshot_min_steps=0)
     league.add_learner("L", "player")
     assert not league.should_snapshot("L", 99)
     assert league.should_snapshot("L", 100)
@@ -238,22 +238,29 @@ def test_snapshot_every_n_learner_steps() -> None:
     assert record.role == "player"
 
 
-def test_snapshot_when_win_rate_passes_the_threshold() -> None:
-    league = two_player(snapshot_every=0, snapshot_win_rate=0.7, snapshot_min_games=10)
+def test_snapshot_when_the_learner_beats_its_targets() -> None:
+    league = two_player(
+        snapshot_every=0, snapshot_win_rate=0.7, snapshot_min_games=10, snapshot_min_steps=4
+    )
     league.add_learner("L", "player")
+    league.add_learner("M", "player")
     league.add_fixed("random", "player", random_policy())
-    for _ in range(9):
+    for _ in range(20):
         play(league, ["L", "random"], [1.0, -1.0])
+    assert not league.should_snapshot("L", 5)  # wins against a fixed policy do not count
+    for _ in range(9):
+        play(league, ["L", "M"], [1.0, -1.0])
     assert not league.should_snapshot("L", 5)  # 9 games: not enough yet
-    play(league, ["random", "L"], [1.0, -1.0])  # 10 games, 9 wins
+    play(league, ["M", "L"], [1.0, -1.0])  # 10 games, 9 wins
+    assert not league.should_snapshot("L", 3)  # within snapshot_min_steps of the start
     assert league.should_snapshot("L", 5)
     league.add_snapshot("L", 5, None)
-    assert not league.should_snapshot("L", 6)  # counting starts again
+    assert not league.should_snapshot("L", 10)  # counting starts again
     for game in range(10):
-        play(league, ["L", "random"], [0.0, 0.0] if game < 7 else [1.0, -1.0])
-    assert not league.should_snapshot("L", 7)  # (3 + 7/2) / 10 = 0.65
+        play(league, ["L", "M"], [0.0, 0.0] if game < 7 else [1.0, -1.0])
+    assert not league.should_snapshot("L", 10)  # (3 + 7/2) / 10 = 0.65
     play(league, ["L", "L"], [1.0, -1.0])  # self-play tells nothing
-    assert not league.should_snapshot("L", 8)
+    assert not league.should_snapshot("L", 11)
 
 
 def test_snapshot_payload_is_an_independent_copy() -> None:

@@ -558,3 +558,36 @@ def test_forkserver_workers_build_envs_from_a_closure() -> None:
             vec.step({"adversary": np.zeros((2, 3), int), "agent": np.zeros((2, 1), int)})
         assert vec.truncated.all() and vec.episode_done.all()
         assert (vec.episode_length == max_cycles).all()
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_ordered_recv_returns_each_send_in_the_order_sent(num_workers):
+    """Two halves in flight: recv() gives the first half sent, then the second, with
+    the same observations whether or not workers step them."""
+    seen = []
+    for workers in (0, num_workers):
+        vec = wrappers.vector(
+            "classic/connect_four-v3", num_envs=8, num_workers=workers, batch_size=4, ordered=True
+        )
+        try:
+            vec.reset(seed=3)
+            rng = np.random.default_rng(0)
+            first, second = np.arange(4, 8), np.arange(4)  # sent in this order
+            trace = []
+            for ids in (first, second):
+                masks = vec.action_masks["player"][ids]
+                vec.actions["player"][ids] = np.argmax(masks * rng.random(masks.shape), axis=-1)
+                vec.send(None, ids)
+            for _ in range(6):
+                ids = vec.recv()
+                trace.append((ids.tolist(), vec.obs["player"][ids].copy()))
+                masks = vec.action_masks["player"][ids]
+                vec.actions["player"][ids] = np.argmax(masks * rng.random(masks.shape), axis=-1)
+                vec.send(None, ids)
+            vec.recv(), vec.recv()
+        finally:
+            vec.close()
+        assert [t[0] for t in trace] == [first.tolist(), second.tolist()] * 3
+        seen.append(trace)
+    for (ids_a, obs_a), (ids_b, obs_b) in zip(*seen, strict=True):
+        assert ids_a == ids_b and np.array_equal(obs_a, obs_b)

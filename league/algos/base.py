@@ -21,6 +21,17 @@ from torch import nn
 
 Batch = Mapping[str, np.ndarray]
 Interrupt = Callable[[], bool]
+# Values a run may change while a learner trains (PBT): learning rate, loss weights,
+# clip range, discounting.
+HYPERPARAMETERS = (
+    "learning_rate",
+    "ent_coef",
+    "vf_coef",
+    "clip_coef",
+    "max_grad_norm",
+    "gamma",
+    "gae_lambda",
+)
 ConfigT = TypeVar("ConfigT")
 
 
@@ -297,8 +308,28 @@ class Algorithm(Policy, ABC):
     def set_lr_scale(self, scale: float) -> None:
         """Set the optimizer's step size to `scale` x the configured learning rate
         (the trainer's linear annealing; docs/training.md)."""
+        self.lr_scale = scale
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.learning_rate * scale
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The config values PBT may change (those of HYPERPARAMETERS this algorithm has)."""
+        return {
+            name: float(getattr(self.config, name))
+            for name in HYPERPARAMETERS
+            if hasattr(self.config, name)
+        }
+
+    def set_hyperparameters(self, **values: float) -> None:
+        """Change config values in place; the optimizer takes a new learning rate at once."""
+        for name, value in values.items():
+            if name not in self.hyperparameters():
+                raise ValueError(
+                    f"{self.name.upper()} has no hyperparameter {name!r}; it has "
+                    f"{list(self.hyperparameters())}"
+                )
+            setattr(self.config, name, type(getattr(self.config, name))(value))
+        self.set_lr_scale(getattr(self, "lr_scale", 1.0))
 
     def frozen(self) -> FrozenPolicy:
         """A deep copy of the acting model as it is now, for snapshots and opponents."""
@@ -337,6 +368,9 @@ class Algorithm(Policy, ABC):
         self.optimizer.load_state_dict(state["optimizer"])
         _set_generator_state(self.generator, state["generator"])
         self.learn_generator.set_state(state["learn_generator"].cpu())
+        # Hyperparameters PBT changed are part of the learner's state.
+        saved = state.get("config", {})
+        self.set_hyperparameters(**{k: saved[k] for k in self.hyperparameters() if k in saved})
 
     # Non-finite guard: learn() takes a checkpoint first, and check_finite()
     # rolls back to it before raising.

@@ -40,6 +40,7 @@ from torch import nn
 from torch.func import stack_module_state
 
 from league.algos.base import (
+    HYPERPARAMETERS,
     Batch,
     Interrupt,
     NonFiniteLossError,
@@ -63,16 +64,6 @@ from league.models import (
     pick_encoder,
 )
 
-# Per-member hyperparameters: PBT may change one member's value without rebuilding anything.
-HYPERPARAMETERS = (
-    "learning_rate",
-    "ent_coef",
-    "vf_coef",
-    "clip_coef",
-    "max_grad_norm",
-    "gamma",
-    "gae_lambda",
-)
 # What every member of one stack must share: they fix shapes and the update's schedule.
 SHARED = (
     "hidden_sizes",

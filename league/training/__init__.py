@@ -14,9 +14,26 @@
 | `trainer` | wires the parts together and owns the run's lifecycle |
 """
 
-from league.training.loop import TrainingState
-from league.training.observers import Observer
-from league.training.run_dir import RunDir
-from league.training.trainer import Trainer
+from __future__ import annotations
+
+from typing import Any
+
+# Imported on first use: add-ons (league.pbt) import `league.training.observers`
+# while the trainer imports them.
+_LAZY = {
+    "Observer": "league.training.observers",
+    "RunDir": "league.training.run_dir",
+    "Trainer": "league.training.trainer",
+    "TrainingState": "league.training.loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'league.training' has no attribute {name!r}")
+
 
 __all__ = ["Observer", "RunDir", "Trainer", "TrainingState"]

@@ -195,6 +195,28 @@ class Loop:
             self.collector.add_actor(self._actor(advance.snapshot, record.payload))
             trainer.save_snapshot(advance.snapshot)
             trainer.observers.emit("on_snapshot", trainer, advance.snapshot, policy_id)
+        if advance.reset:
+            self.reset_learner(policy_id)
+
+    def copy_learner(self, source: str, target: str) -> None:
+        """Target takes source's weights, optimizer state and hyperparameters (PBT)."""
+        with self.consistent(source):
+            if self.population.unit_of[source] is self.population.unit_of[target]:
+                self.population.copy(source, target)
+            else:
+                with self.consistent(target):
+                    self.population.copy(source, target)
+            self._republish(target)
+
+    def reset_learner(self, policy_id: str) -> None:
+        """Back to the learner's initial weights (an exploiter after its snapshot)."""
+        with self.consistent(policy_id):
+            self.population.reset(policy_id)
+            self._republish(policy_id)
+        self.trainer.scalar(f"{policy_id}/reset", 1.0)
+
+    def _republish(self, policy_id: str) -> None:
+        """The acting side takes the learner's new weights (async: its shared copy)."""
 
     def _freeze(self, policy_id: str) -> Any:
         return self.population.freeze(policy_id, self._acting_policy(policy_id))
@@ -238,10 +260,10 @@ class SyncLoop(Loop):
     """Collect `rollout` steps of every env, then one update of every learner that has a
     batch (each stack of learners in one tensor program), repeat.
 
-    With an even number of envs the envs are stepped in two halves, always in
-    the same order: the policies act on one half while the other half steps
-    (in its worker processes, when there are any). The schedule, and so every
-    result, is the same with or without workers.
+    With worker processes the envs are stepped in two halves, always in the
+    same order: the policies act on one half while the other half steps in its
+    workers. The schedule, and so every result, depends on the number of
+    envs and seeds only, not on which worker finishes first.
     """
 
     def iterate(self) -> None:
@@ -301,6 +323,10 @@ class AsyncLoop(Loop):
                 self.thread_of[pid] = thread
         for thread in self.threads:
             thread.start()
+
+    def _republish(self, policy_id: str) -> None:
+        if policy_id in self.shared:
+            self.shared[policy_id].publish(self.population[policy_id])
 
     def _publisher(self, unit: Any) -> Any:
         if isinstance(unit, StackUnit):

@@ -24,6 +24,7 @@ import wrappers
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
+from league.roles import ALPHASTAR_ROLES
 from league.training.devices import check_device, policy_device
 from league.training.modes import env_batches
 
@@ -113,6 +114,7 @@ class LearnerSpec:
     device: str
     seed: int
     index: int  # position among the learners (the device rule and seeds use it)
+    league_role: str = "learner"  # AlphaStar role (league.roles)
 
 
 @dataclass(frozen=True)
@@ -180,11 +182,37 @@ def make_plan(
     )
     batches = env_batches(config.num_envs, per_role) if config.batched else None
     league_config = resolved_config.league_config()
-    if config.mode == "sync" and "strategy" not in config.league:
-        # Sync training promises every learner the same experience: a
-        # deterministic round-robin unless the user picks a strategy.
-        league_config = dataclasses.replace(league_config, strategy="round_robin")
+    if "strategy" not in config.league:
+        if any(s.league_role in ALPHASTAR_ROLES for s in learners):
+            league_config = dataclasses.replace(league_config, strategy="roles")
+            notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
+        elif config.mode == "sync":
+            # Sync training promises every learner the same experience: a
+            # deterministic round-robin unless the user picks a strategy.
+            league_config = dataclasses.replace(league_config, strategy="round_robin")
+    if config.pbt:
+        from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
+
+        check_pbt_population(_pbt_spec_groups(learners, env, config.stack))
     return Plan(resolved_config, env, learners, league_config, mix, batches, notes)
+
+
+def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> list[list[str]]:
+    """The groups `league.pbt.pbt_groups` will form, from the specs (before building)."""
+    from league.algos.stacked import stack_key, stackable
+
+    groups: dict[tuple, list[str]] = {}
+    for spec in learners:
+        obs_space, _ = env.spaces[spec.role]
+        stacked = stack and spec.algo == "ppo" and stackable(obs_space, spec.config)
+        shape = (
+            stack_key(spec.config)
+            if stacked
+            else tuple(str(spec.config.get(k)) for k in ("hidden_sizes", "encoder", "image_pixels"))
+        )
+        key = (spec.role, spec.league_role, spec.algo, spec.device, stacked, shape)
+        groups.setdefault(key, []).append(spec.id)
+    return list(groups.values())
 
 
 # An env step cheaper than this is a board game or a small particle world: the
@@ -263,7 +291,16 @@ def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
     """One spec per learner: id, role, algorithm and that algorithm's config."""
     role_names = env.role_names
     entries: list[dict[str, Any]] = []
-    if config.policies is None:
+    if config.roles is not None:
+        for role in role_names:
+            for league_role, count in config.roles.items():
+                for k in range(count):
+                    pid = f"{league_role}{k}"
+                    pid = pid if len(role_names) == 1 else f"{role}_{pid}"
+                    entries.append(
+                        {"id": pid, "role": role, "algo": "ppo", "league_role": league_role}
+                    )
+    elif config.policies is None:
         for role in role_names:
             for k in range(config.num_policies):
                 pid = f"p{k}" if len(role_names) == 1 else f"{role}_{k}"
@@ -286,7 +323,7 @@ def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
 
 
 def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) -> LearnerSpec:
-    algo_config = {k: v for k, v in entry.items() if k not in ("id", "role", "algo")}
+    algo_config = {k: v for k, v in entry.items() if k not in ("id", "role", "algo", "league_role")}
     algo_config.setdefault("hidden_sizes", list(config.hidden_sizes))
     _, action_space = env.spaces[entry["role"]]
     if entry["algo"] == "ppo" and "ent_coef" not in algo_config:
@@ -305,6 +342,7 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
         device=device,
         seed=config.seed + index,
         index=index,
+        league_role=entry.get("league_role", "learner"),
     )
 
 

@@ -254,6 +254,35 @@ class Population:
         fresh.version = unit.algo.version
         unit.algo.load_state_dict(fresh.state_dict())
 
+    def compatible(self, a: str, b: str) -> bool:
+        """Whether learner `a` can take over learner `b`'s weights and optimizer state."""
+        unit_a, unit_b = self.unit_of[a], self.unit_of[b]
+        if isinstance(unit_a, StackUnit) or isinstance(unit_b, StackUnit):
+            return unit_a is unit_b
+        spec_a, spec_b = self.specs[a], self.specs[b]
+        shape = ("hidden_sizes", "encoder", "image_pixels")
+        return (spec_a.role, spec_a.algo, spec_a.device) == (
+            spec_b.role,
+            spec_b.algo,
+            spec_b.device,
+        ) and all(spec_a.config.get(k) == spec_b.config.get(k) for k in shape)
+
+    def copy(self, source: str, target: str) -> None:
+        """Target takes source's weights, optimizer state and hyperparameters (PBT's
+        exploit); it keeps its own version counter and RNG streams."""
+        if not self.compatible(source, target):
+            raise ValueError(f"learner {target!r} cannot take over {source!r}: other shapes")
+        unit = self.unit_of[target]
+        if isinstance(unit, StackUnit):
+            unit.stack.copy_member(unit.index[source], unit.index[target])
+            self.learners[target].set_hyperparameters(**self.learners[source].hyperparameters())
+            unit.bank.publish(unit.index[target])
+            return
+        mine = unit.algo.state_dict()
+        theirs = self.learners[source].state_dict()
+        keep = ("version", "generator", "learn_generator")
+        unit.algo.load_state_dict({**theirs, **{k: mine[k] for k in keep}})
+
     # -- snapshots -------------------------------------------------------------------
 
     def freeze(self, policy_id: str, acting: Any = None) -> FrozenPolicy | BankSnapshot:

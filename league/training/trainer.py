@@ -22,6 +22,7 @@ import wrappers
 from league.config import TrainConfig
 from league.errors import EXPECTED_ERRORS, RunDirError
 from league.manager import League
+from league.pbt import PBT, PBTConfig
 from league.policies import CallablePolicy, RandomPolicy
 from league.training.loop import AsyncLoop, IterationInfo, Loop, SyncLoop, TrainingState
 from league.training.metrics import ProgressBar, TensorBoard
@@ -45,6 +46,7 @@ class Trainer:
         mapping: Any = None,
         fixed_policies: dict[str, Any] | None = None,
         observers: Iterable[Observer] = (),
+        pbt_objective: Any = None,
     ) -> None:
         self.env_fn = env_fn
         self.mapping = mapping
@@ -73,6 +75,10 @@ class Trainer:
         if self.resumed:
             self._restore()
         self.observers = Observers(observers)
+        if self.config.pbt:
+            self.observers.add(PBT(PBTConfig.from_value(self.config.pbt), pbt_objective))
+        if self.resumed:
+            self._restore_observers()
         self.tensorboard: TensorBoard | None = None
         if self.config.progress:
             self.observers.add(ProgressBar())
@@ -93,7 +99,7 @@ class Trainer:
             mapping=self.mapping,
         )
         for spec in self.plan.learners:
-            league.add_learner(spec.id, spec.role, algo=spec.algo)
+            league.add_learner(spec.id, spec.role, algo=spec.algo, league_role=spec.league_role)
         for name in config.opponents:
             if name != "random":
                 raise ValueError(f"opponents: unknown fixed policy {name!r}; available: ['random']")
@@ -141,6 +147,13 @@ class Trainer:
                     "to resume it"
                 )
         self.league = league
+
+    def _restore_observers(self) -> None:
+        saved = self.run_dir.read_commit().get("observers", {})
+        for observer in self.observers:
+            state = saved.get(type(observer).__name__)
+            if state is not None and hasattr(observer, "load_state_dict"):
+                observer.load_state_dict(state)
 
     # -- running -------------------------------------------------------------
 
@@ -201,16 +214,16 @@ class Trainer:
         return reason
 
     def _recv_schedule(self) -> tuple[int | None, bool]:
-        """(envs per recv, ordered): act on some envs while the others step (Sample
-        Factory's double buffering). Async takes whichever worker is done first;
-        sync steps two halves in a fixed order (SyncLoop); batched mode, whose
-        env blocks act together, steps all envs at once."""
+        """(envs per recv, ordered): with workers, act on some envs while the others
+        step (Sample Factory's double buffering). Async takes whichever worker is done
+        first; sync steps two halves in a fixed order (SyncLoop); batched mode, whose
+        env blocks act together, and runs without workers step all envs at once."""
         c = self.config
         if c.batched:
             return None, False
         if c.mode == "async":
             return (c.num_envs // c.num_workers, False) if c.num_workers > 1 else (None, False)
-        if c.num_envs % 2 == 0 and c.num_workers % 2 == 0:
+        if c.num_workers and c.num_workers % 2 == 0:
             return c.num_envs // 2, True
         return None, False
 
@@ -227,6 +240,13 @@ class Trainer:
         if env is not None:
             return f"python -m league train {env} --resume {self.run_dir}"
         return f"league.train(<your env function>, resume={str(self.run_dir)!r})"
+
+    def copy_learner(self, source: str, target: str) -> None:
+        """Target takes source's weights, optimizer state and hyperparameters (PBT)."""
+        if self.loop is not None:
+            self.loop.copy_learner(source, target)
+        else:
+            self.population.copy(source, target)
 
     def scalar(self, tag: str, value: float) -> None:
         """A TensorBoard scalar at the current env step (nothing without TensorBoard)."""
@@ -266,6 +286,11 @@ class Trainer:
                 "learner_steps": steps,
                 "stopped": state.stopped,
                 "files": files,
+                "observers": {
+                    type(o).__name__: o.state_dict()
+                    for o in self.observers
+                    if hasattr(o, "state_dict")
+                },
             }
         )
         self._last_checkpoint = time.monotonic()
