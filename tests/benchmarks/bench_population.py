@@ -81,7 +81,7 @@ def plain(seconds: float) -> dict:
     rng = np.random.default_rng(0)
     steps, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        for agent in env.agent_iter():
+        for _agent in env.agent_iter():
             obs, _, terminated, truncated, _ = env.last()
             if terminated or truncated:
                 action = None
@@ -161,7 +161,7 @@ def table(results: dict[str, list[dict]]) -> None:
     one = median("defaults, 1 learners")
     print("\n| run | env steps/s | / plain loop | / previous | / 1 learner | peak RSS MB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, runs in results.items():
+    for name in results:
         rate = median(name)
         if rate is None:
             continue
