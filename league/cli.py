@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run", metavar="RUN")
     ev.add_argument("--policy", help="policy to evaluate (default: the top learner)")
     ev.add_argument("--opponent", default="random", help="'random' or a policy id")
-    ev.add_argument("--games", type=int, default=200)
+    ev.add_argument("--games", type=int, default=200, help="games per opponent (half per seat)")
+    ev.add_argument(
+        "--ladder",
+        action="store_true",
+        help="play every rung of the env's reference ladder (random, bots) instead of --opponent",
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument(
         "--stochastic",
@@ -156,6 +161,8 @@ def _eval(args: argparse.Namespace) -> int:
     run = league.load(args.run)
     greedy = not args.stochastic
     policy_id = args.policy or run.best()
+    if args.ladder:
+        return _eval_ladder(run, policy_id, greedy, args)
     if args.opponent != "random" and args.opponent not in run.league.policies:
         print(f"unknown opponent {args.opponent!r}; policies: {run.policies}", file=sys.stderr)
         return 2
@@ -171,6 +178,36 @@ def _eval(args: argparse.Namespace) -> int:
         env_kwargs=run.config.env_kwargs or None,
     )
     print(result)
+    return 0
+
+
+def _eval_ladder(run: Any, policy_id: str, greedy: bool, args: argparse.Namespace) -> int:
+    from league.ladder import evaluate_ladder, ladder_rungs
+    from league.training.plan import EnvInfo
+
+    env = EnvInfo.probe(run.config.env, run.config.pad, run.config.env_kwargs, measure=False)
+    if len(env.role_names) != 1:
+        print(f"env {env.name!r} has seats of several roles: it has no ladder", file=sys.stderr)
+        return 2
+    obs_space, action_space = env.spaces[env.roles[0]]
+    results = evaluate_ladder(
+        run.config.env,
+        {policy_id: run.policy(policy_id, deterministic=greedy)},
+        ladder_rungs(env.name, action_space, obs_space),
+        args.games,
+        seed=args.seed,
+        env_kwargs=run.config.env_kwargs or None,
+        pad=run.config.pad,
+    )
+    print(f"{policy_id} ({'greedy' if greedy else 'sampled'}) on the {env.name} ladder:")
+    print("| rung | games | wins | draws | losses | win rate (95% CI) | score |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    for r in results:
+        lo, hi = r.interval()
+        print(
+            f"| {r.opponent} | {r.games} | {r.wins} | {r.draws} | {r.losses} | "
+            f"{r.win_rate:.3f} ({lo:.3f}-{hi:.3f}) | {r.score:.3f} |"
+        )
     return 0
 
 

@@ -143,6 +143,15 @@ class TrainConfig:
         "Population-based training on the league's ratings: True for the defaults or a dict "
         'of PBT options, e.g. ``{"interval": 50000, "threshold": 0.3}`` (docs/league.md).',
     )
+    ladder_seconds: float = option(
+        300.0,
+        "Every this many seconds of training, and at the end of runs that lasted that long, "
+        "the top learners play the reference ladder (random play and the env's bots, "
+        "docs/league.md), off the training clock; results in ladder.csv and TensorBoard. "
+        "0 = never. Envs whose seats have several roles have no ladder.",
+    )
+    ladder_games: int = option(100, "Games per rung of each ladder evaluation, half in each seat.")
+    ladder_top: int = option(1, "How many learners, best rated first, play the ladder.")
     opponents: list[str] = option(
         lambda: ["random"],
         "Fixed policies added to the league (``random`` = random legal actions).",

@@ -74,11 +74,16 @@ def play_games(
 ) -> EvalResult:
     """Play `games` games; `policy` takes each seat in turn, `opponent` every other seat.
 
-    Each policy is a `PolicyHandle` (``run.policy(id)``) or any object whose
-    ``act(obs_batch, mask_batch)`` acts for a batch; the env's seats must all
-    share one role (two-player board games, rps, ...).
+    Game k puts `policy` in seat k mod (number of seats), so with an even number
+    of games in a two-player game exactly half are played from each seat,
+    whichever envs finish first. Each policy is a `PolicyHandle`
+    (``run.policy(id)``) or any object whose ``act(obs_batch, mask_batch)`` acts
+    for a batch; the env's seats must all share one role (two-player board
+    games, rps, ...).
     """
-    vec = wrappers.vector(env_fn, num_envs=num_envs, env_kwargs=env_kwargs, pad=pad)
+    vec = wrappers.vector(
+        env_fn, num_envs=max(1, min(num_envs, games)), env_kwargs=env_kwargs, pad=pad
+    )
     try:
         if len(vec.role_names) != 1:
             raise ValueError(
@@ -88,39 +93,41 @@ def play_games(
         role = vec.role_names[0]
         num_seats = vec.num_agents
         vec.reset(seed=seed)
-        started = np.arange(num_envs)
-        focal_seat = started % num_seats
-        wins = draws = losses = finished = 0
-        returns = np.zeros((num_envs, num_seats))
-        while finished < games:
-            focal = np.zeros((num_envs, num_seats), dtype=bool)
-            focal[np.arange(num_envs), focal_seat] = True
-            active = vec.active
+        game = np.full(vec.num_envs, -1)  # the game each env plays; -1: none left to start
+        started = 0
+        for e in range(vec.num_envs):
+            game[e], started = (started, started + 1) if started < games else (-1, started)
+        wins = draws = losses = 0
+        returns = np.zeros((vec.num_envs, num_seats))
+        while (game >= 0).any():
+            running = np.flatnonzero(game >= 0)
+            focal = np.zeros((vec.num_envs, num_seats), dtype=bool)
+            focal[running, game[running] % num_seats] = True
+            playing = vec.active & (game >= 0)[:, None]
             for chooser, seats in ((policy, focal), (opponent, ~focal)):
-                e, s = np.nonzero(active & seats)
+                e, s = np.nonzero(playing & seats)
                 if len(e):
                     obs = vec.obs[role][e, s]
                     masks = vec.action_masks[role]
                     vec.actions[role][e, s] = _actions(
                         chooser, obs, None if masks is None else masks[e, s]
                     )
-            vec.send(None, np.arange(num_envs))
+            vec.send(None, running)
             vec.recv()
             done = vec.terminated | vec.truncated
             returns[done] = vec.episode_return[done]
-            for e in np.flatnonzero(vec.episode_done):
-                if finished < games:
-                    mine = returns[e, focal_seat[e]]
-                    best_other = np.max(np.delete(returns[e], focal_seat[e]))
-                    wins += mine > best_other
-                    losses += mine < best_other
-                    draws += mine == best_other
-                    finished += 1
+            for e in np.flatnonzero(vec.episode_done & (game >= 0)):
+                seat = game[e] % num_seats
+                mine = returns[e, seat]
+                best_other = np.max(np.delete(returns[e], seat))
+                wins += mine > best_other
+                losses += mine < best_other
+                draws += mine == best_other
                 returns[e] = 0.0
-                started[e] += num_envs
-                focal_seat[e] = started[e] % num_seats
+                game[e], started = (started, started + 1) if started < games else (-1, started)
     finally:
         vec.close()
+    finished = wins + draws + losses
     return EvalResult(policy_name, opponent_name, finished, int(wins), int(draws), int(losses))
 
 

@@ -89,6 +89,15 @@ def test_eval_reports_results_with_an_interval(run_dir: Path):
     assert "20 games" in out.stdout and "95% CI" in out.stdout
 
 
+def test_eval_plays_the_whole_ladder(run_dir: Path):
+    out = _league("eval", str(run_dir), "--ladder", "--games", "10")
+    assert out.returncode == 0, out.stderr
+    assert "on the tictactoe_v3 ladder" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| random")]
+    rows += [line for line in out.stdout.splitlines() if line.startswith("| perfect")]
+    assert len(rows) == 2 and all("| 10 |" in row for row in rows)
+
+
 def test_play_lets_a_person_finish_a_game(run_dir: Path):
     moves = "\n".join(["x"] + [str(m) for m in range(9)] * 3) + "\n"
     out = _league("play", str(run_dir), "--seat", "0", stdin=moves)

@@ -8,6 +8,7 @@ how samples reach the learners. Everything else a run does is the trainer's
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from dataclasses import dataclass, field
@@ -143,6 +144,19 @@ class Loop:
 
     def trained_steps(self, policy_id: str) -> int:
         return self.state.learner_steps[policy_id]
+
+    @contextlib.contextmanager
+    def off_the_clock(self) -> Any:
+        """Work done inside (evaluations) does not count against `max_seconds` or the
+        run's training time."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            paused = time.monotonic() - started
+            self.budget.started += paused
+            clock_start, elapsed, steps = self._clock
+            self._clock = (clock_start + paused, elapsed, steps)
 
     def stop_reason(self) -> str | None:
         if self.trainer.signals:

@@ -214,6 +214,9 @@ class Population:
     def __contains__(self, policy_id: str) -> bool:
         return policy_id in self.learners
 
+    def get(self, policy_id: str, default: Any = None) -> Any:
+        return self.learners.get(policy_id, default)
+
     def describe(self) -> str:
         """One line on how the learners are grouped, for the start of a run."""
         parts = []

@@ -21,9 +21,11 @@ import torch
 import wrappers
 from league.config import TrainConfig
 from league.errors import EXPECTED_ERRORS, RunDirError
+from league.ladder import LadderEvaluation, ladder_rungs
 from league.manager import League
 from league.pbt import PBT, PBTConfig
 from league.policies import CallablePolicy, RandomPolicy
+from league.policy_handle import PolicyHandle
 from league.training.loop import AsyncLoop, IterationInfo, Loop, SyncLoop, TrainingState
 from league.training.metrics import ProgressBar, TensorBoard
 from league.training.observers import Observer, Observers
@@ -77,6 +79,17 @@ class Trainer:
         self.observers = Observers(observers)
         if self.config.pbt:
             self.observers.add(PBT(PBTConfig.from_value(self.config.pbt), pbt_objective))
+        if self.config.ladder_seconds and len(env.role_names) == 1:
+            obs_space, action_space = env.spaces[env.roles[0]]
+            rungs = ladder_rungs(env.name, action_space, obs_space)
+            self.observers.add(
+                LadderEvaluation(
+                    rungs,
+                    self.config.ladder_seconds,
+                    self.config.ladder_games,
+                    self.config.ladder_top,
+                )
+            )
         if self.resumed:
             self._restore_observers()
         self.tensorboard: TensorBoard | None = None
@@ -247,6 +260,12 @@ class Trainer:
             self.loop.copy_learner(source, target)
         else:
             self.population.copy(source, target)
+
+    def policy_handle(self, policy_id: str, deterministic: bool = False) -> PolicyHandle:
+        """A policy of the run as it acts now, for evaluation."""
+        record = self.league.policies[policy_id]
+        policy = self.population.get(policy_id, record.payload)
+        return PolicyHandle(policy_id, policy, record.role, deterministic)
 
     def scalar(self, tag: str, value: float) -> None:
         """A TensorBoard scalar at the current env step (nothing without TensorBoard)."""

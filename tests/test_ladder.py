@@ -1,0 +1,114 @@
+"""The reference ladder: exact seat split, rungs, evaluation during training off the clock."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gymnasium.spaces import Discrete
+
+import league
+from league.evaluate import play_games
+from league.ladder import evaluate_ladder, ladder_rungs, register_rung, unregister_rung
+from league.policies import RandomPolicy
+from league.training import Observer
+
+TTT = "classic/tictactoe-v3"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+class SeatCounter:
+    """A random player that counts the games it opened: its first move on an empty board."""
+
+    def __init__(self) -> None:
+        self.random = RandomPolicy(Discrete(9), seed=1)
+        self.first_moves = 0
+
+    def act(self, obs, action_mask=None):
+        self.first_moves += int((np.asarray(obs).reshape(len(obs), -1).sum(axis=1) == 0).sum())
+        return self.random.act(obs, action_mask)
+
+
+@pytest.mark.parametrize("num_envs", [16, 7, 1])
+def test_half_the_games_in_each_seat_whatever_finishes_first(num_envs: int):
+    counter = SeatCounter()
+    result = play_games(
+        TTT, counter, RandomPolicy(Discrete(9), seed=2), games=120, num_envs=num_envs
+    )
+    assert result.games == 120
+    assert counter.first_moves == 60
+
+
+def test_rungs_of_an_env_weakest_first_with_registered_ones():
+    rungs = ladder_rungs("connect_four_v3", Discrete(7))
+    assert list(rungs) == ["random", "lookahead", "negamax2", "negamax4"]
+    register_rung("tictactoe_v3", "first_legal", lambda: _FirstLegal())
+    try:
+        rungs = ladder_rungs("tictactoe_v3", Discrete(9))
+        assert list(rungs) == ["random", "perfect", "first_legal"]
+    finally:
+        unregister_rung("tictactoe_v3", "first_legal")
+    assert "first_legal" not in ladder_rungs("tictactoe_v3", Discrete(9))
+    assert list(ladder_rungs("rps_v2", Discrete(3))) == ["random"]
+
+
+class _FirstLegal:
+    def act(self, obs, action_mask):
+        return np.argmax(action_mask, axis=-1)
+
+
+def test_perfect_play_climbs_the_tictactoe_ladder_without_a_loss():
+    from league.bots import TicTacToePerfect
+
+    results = evaluate_ladder(
+        TTT, {"perfect": TicTacToePerfect()}, ladder_rungs("tictactoe_v3", Discrete(9)), 40
+    )
+    by_rung = {r.opponent: r for r in results}
+    assert by_rung["random"].losses == 0 and by_rung["random"].wins > 30
+    assert by_rung["perfect"].draws == 40  # perfect against perfect: always a draw
+
+
+class _Clock(Observer):
+    def on_start(self, trainer):
+        self.started = time.monotonic()
+
+    def on_stop(self, trainer, reason):
+        self.stopped = time.monotonic()
+
+
+def test_the_ladder_plays_during_training_off_the_clock(tmp_path: Path):
+    clock = _Clock()
+    league.train(
+        TTT,
+        num_policies=2,
+        num_envs=8,
+        rollout=32,
+        batch_size=256,
+        max_seconds=6,
+        total_steps=0,
+        ladder_seconds=2,
+        ladder_games=60,
+        run_dir=str(tmp_path),
+        progress=False,
+        tensorboard=False,
+        observers=[clock],
+    )
+    ladder = pd.read_csv(tmp_path / "ladder.csv")
+    assert set(ladder["rung"]) == {"random", "perfect"}
+    assert (ladder["games"] == 60).all() and len(ladder) >= 4  # twice at least, one learner
+    assert ladder["policy"].isin(["p0", "p1"]).all()
+    assert ((ladder["wins"] + ladder["draws"] + ladder["losses"]) == 60).all()
+    assert (ladder["win_lo"] <= ladder["win_rate"]).all()
+    elapsed = json.loads((tmp_path / "trainer.json").read_text())["elapsed"]
+    # 6 s of training; the evaluations came on top of them, not out of them.
+    assert 5.5 < elapsed < 7.0
+    assert clock.stopped - clock.started > elapsed + 0.5
