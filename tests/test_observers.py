@@ -60,7 +60,7 @@ def test_an_observer_sees_every_event_in_order(tmp_path: Path, mode: str):
         total_steps=6_144,
         run_dir=str(tmp_path),
         observers=[recorder],
-        league={"snapshot_every": 512, "snapshot_win_rate": None},
+        league={"snapshot_every": 512, "snapshot_min_steps": 512, "snapshot_win_rate": None},
         **FAST,
     )
     events = recorder.events

@@ -31,7 +31,7 @@ FAST = dict(
     num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False, checkpoint_seconds=5
 )
 # Snapshots every 512 learner steps, so a short run has some to resume.
-SNAPSHOTS = {"snapshot_every": 512, "snapshot_win_rate": None}
+SNAPSHOTS = {"snapshot_every": 512, "snapshot_min_steps": 512, "snapshot_win_rate": None}
 
 
 @pytest.fixture(autouse=True)
