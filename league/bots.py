@@ -298,11 +298,17 @@ class ConnectFourNegamax(_ConnectFourBot):
         return best
 
 
-def reference_bots(env_name: str) -> dict[str, Bot]:
+def reference_bots(env_name: str, seed: int = 0) -> dict[str, Bot]:
     """Fresh reference rungs for an env, by the name the wrappers give it
-    (`wrappers.multiagent(...).name`, e.g. "connect_four_v3"); {} for an env without bots."""
+    (`wrappers.multiagent(...).name`, e.g. "connect_four_v3"); {} for an env without bots.
+
+    The perfect tic-tac-toe player breaks ties between equally good moves at
+    random (`seed`): it stays perfect, and games against a greedy policy differ.
+    Connect four's bots keep their centre-first order, which a random tie-break
+    would weaken; their games differ through random openings (league.ladder).
+    """
     if env_name == "tictactoe_v3":
-        return {"perfect": TicTacToePerfect()}
+        return {"perfect": TicTacToePerfect(seed=seed)}
     if env_name == "connect_four_v3":
         return {
             "lookahead": ConnectFourLookahead(),

@@ -71,12 +71,17 @@ def play_games(
     opponent_name: str = "opponent",
     env_kwargs: dict[str, Any] | None = None,
     pad: bool = False,
+    opening_plies: int = 0,
 ) -> EvalResult:
     """Play `games` games; `policy` takes each seat in turn, `opponent` every other seat.
 
     Game k puts `policy` in seat k mod (number of seats), so with an even number
     of games in a two-player game exactly half are played from each seat,
-    whichever envs finish first. Each policy is a `PolicyHandle`
+    whichever envs finish first. The first `opening_plies` env steps of every
+    game are uniformly random legal moves (seeded by `seed`), for both sides:
+    two deterministic players (a greedy policy, a search bot) would otherwise
+    replay the same game, and a confidence interval over copies of one game
+    says nothing. Each policy is a `PolicyHandle`
     (``run.policy(id)``) or any object whose ``act(obs_batch, mask_batch)`` acts
     for a batch; the env's seats must all share one role (two-player board
     games, rps, ...).
@@ -92,6 +97,8 @@ def play_games(
             )
         role = vec.role_names[0]
         num_seats = vec.num_agents
+        rng = np.random.default_rng(seed)
+        ply = np.zeros(vec.num_envs, dtype=np.int64)  # env steps into the current game
         vec.reset(seed=seed)
         game = np.full(vec.num_envs, -1)  # the game each env plays; -1: none left to start
         started = 0
@@ -104,16 +111,24 @@ def play_games(
             focal = np.zeros((vec.num_envs, num_seats), dtype=bool)
             focal[running, game[running] % num_seats] = True
             playing = vec.active & (game >= 0)[:, None]
+            opening = (ply < opening_plies)[:, None]
             for chooser, seats in ((policy, focal), (opponent, ~focal)):
-                e, s = np.nonzero(playing & seats)
+                e, s = np.nonzero(playing & seats & ~opening)
                 if len(e):
                     obs = vec.obs[role][e, s]
                     masks = vec.action_masks[role]
                     vec.actions[role][e, s] = _actions(
                         chooser, obs, None if masks is None else masks[e, s]
                     )
+            e, s = np.nonzero(playing & opening)
+            if len(e):
+                masks = vec.action_masks[role]
+                vec.actions[role][e, s] = _random_actions(
+                    vec.action_spaces[0], len(e), None if masks is None else masks[e, s], rng
+                )
             vec.send(None, running)
             vec.recv()
+            ply[running] += 1
             done = vec.terminated | vec.truncated
             returns[done] = vec.episode_return[done]
             for e in np.flatnonzero(vec.episode_done & (game >= 0)):
@@ -124,11 +139,23 @@ def play_games(
                 losses += mine < best_other
                 draws += mine == best_other
                 returns[e] = 0.0
+                ply[e] = 0
                 game[e], started = (started, started + 1) if started < games else (-1, started)
     finally:
         vec.close()
-    finished = wins + draws + losses
-    return EvalResult(policy_name, opponent_name, finished, int(wins), int(draws), int(losses))
+    wins, draws, losses = int(wins), int(draws), int(losses)
+    return EvalResult(policy_name, opponent_name, wins + draws + losses, wins, draws, losses)
+
+
+def _random_actions(
+    space: Any, rows: int, masks: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    from league.policies import RandomPolicy
+
+    policy = RandomPolicy(space, seed=int(rng.integers(2**31)))
+    if masks is not None:
+        return policy.act(None, masks)
+    return np.stack([policy.act(None) for _ in range(rows)])
 
 
 def _actions(policy: Any, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

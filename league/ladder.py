@@ -45,6 +45,12 @@ LADDER_COLUMNS = (
 
 # env name (as the wrappers report it) -> rung name -> a function that builds the rung.
 _REGISTERED: dict[str, dict[str, Callable[[], Any]]] = {}
+# Random plies at the start of every ladder game, per env: a greedy policy against
+# a deterministic bot would otherwise replay one game per seat. Connect four: two
+# random moves each (2,401 openings). Tic-tac-toe needs none: its perfect player
+# breaks ties at random and stays perfect, where random openings could hand one
+# side a lost position.
+OPENING_PLIES = {"connect_four_v3": 4}
 
 
 def register_rung(env_name: str, name: str, make: Callable[[], Any]) -> None:
@@ -58,11 +64,13 @@ def unregister_rung(env_name: str, name: str) -> None:
     _REGISTERED.get(env_name, {}).pop(name, None)
 
 
-def ladder_rungs(env_name: str, action_space: Any, observation_space: Any = None) -> dict:
+def ladder_rungs(
+    env_name: str, action_space: Any, observation_space: Any = None, seed: int = 0
+) -> dict:
     """Rung name -> fixed policy, weakest first: random, the built-in bots, then yours."""
-    random = RandomPolicy(action_space, seed=0, observation_space=observation_space)
+    random = RandomPolicy(action_space, seed=seed, observation_space=observation_space)
     rungs: dict[str, Any] = {"random": random}
-    rungs.update(reference_bots(env_name))
+    rungs.update(reference_bots(env_name, seed))
     rungs.update({name: make() for name, make in _REGISTERED.get(env_name, {}).items()})
     return rungs
 
@@ -77,8 +85,12 @@ def evaluate_ladder(
     num_envs: int = 16,
     env_kwargs: dict[str, Any] | None = None,
     pad: bool = False,
+    opening_plies: int | None = None,
 ) -> list[EvalResult]:
-    """Every policy (name -> `PolicyHandle` or fixed policy) against every rung."""
+    """Every policy (name -> `PolicyHandle` or fixed policy) against every rung, from
+    random openings of `opening_plies` (default: the env's, OPENING_PLIES)."""
+    if opening_plies is None:
+        opening_plies = OPENING_PLIES.get(_env_name(env_fn, env_kwargs), 0)
     return [
         play_games(
             env_fn,
@@ -91,10 +103,21 @@ def evaluate_ladder(
             opponent_name=rung_name,
             env_kwargs=env_kwargs,
             pad=pad,
+            opening_plies=opening_plies,
         )
         for name, policy in policies.items()
         for rung_name, rung in rungs.items()
     ]
+
+
+def _env_name(env_fn: Any, env_kwargs: dict[str, Any] | None) -> str:
+    import wrappers
+
+    env = wrappers.multiagent(env_fn, env_kwargs=env_kwargs)
+    try:
+        return env.name
+    finally:
+        env.close()
 
 
 def ladder_row(result: EvalResult, env_steps: int) -> list[Any]:

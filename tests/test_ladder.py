@@ -112,3 +112,29 @@ def test_the_ladder_plays_during_training_off_the_clock(tmp_path: Path):
     # 6 s of training; the evaluations came on top of them, not out of them.
     assert 5.5 < elapsed < 7.0
     assert clock.stopped - clock.started > elapsed + 0.5
+
+
+class FirstBoards:
+    """A deterministic bot that writes down the first board it sees in each game."""
+
+    def __init__(self, bot) -> None:
+        self.bot = bot
+        self.boards: set[bytes] = set()
+
+    def act(self, obs, action_mask=None):
+        for board in np.asarray(obs):
+            if board.sum() <= 5:  # early in a game: right after the opening
+                self.boards.add(board.tobytes())
+        return self.bot.act(obs, action_mask)
+
+
+def test_random_openings_make_games_between_deterministic_players_differ():
+    from league.bots import ConnectFourLookahead
+
+    c4 = "classic/connect_four-v3"
+    alone = FirstBoards(ConnectFourLookahead())
+    play_games(c4, alone, ConnectFourLookahead(), games=40, num_envs=8)
+    assert len(alone.boards) <= 6  # one game per seat, replayed: its first three positions
+    varied = FirstBoards(ConnectFourLookahead())
+    result = play_games(c4, varied, ConnectFourLookahead(), games=40, num_envs=8, opening_plies=4)
+    assert len(varied.boards) > 20 and result.games == 40

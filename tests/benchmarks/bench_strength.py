@@ -1,0 +1,174 @@
+"""Strength per CPU-minute: train a league, then play its top learner against the ladder.
+
+For each named config and each seed, in its own process: `league.train` on the
+env with the library's defaults plus the config's options, for the same wall
+time (`--minutes`); then the leaderboard's top-rated learner (the rule fixed
+before any run: never chosen by these evaluations) plays `--games` games
+against every rung of the env's reference ladder, greedy, exactly half in
+each seat, with 95% Wilson intervals. One JSON line per run goes to
+`--out`; the end prints markdown tables per config and pooled over seeds.
+
+    .venv/bin/python tests/benchmarks/bench_strength.py --env connect_four --minutes 10 \\
+        --seeds 0,1,2,3 --config 'default={}' --config 'lone={"num_policies": 1, \\
+        "league": {"strategy": "self_play"}}'
+
+Configs are `name=JSON` of `league.train` options. Training time excludes the
+ladder evaluations that run during training (they are off the training clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVS = {"connect_four": "classic/connect_four-v3", "tictactoe": "classic/tictactoe-v3"}
+
+
+def child(env: str, minutes: float, seed: int, options: dict, games: int) -> dict:
+    import league
+    from league.evaluate import wilson
+    from league.ladder import evaluate_ladder, ladder_rungs
+    from league.training.plan import EnvInfo
+
+    info = EnvInfo.probe(ENVS[env], measure=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        run = league.train(
+            ENVS[env],
+            max_seconds=minutes * 60,
+            total_steps=0,
+            seed=seed,
+            run_dir=f"{tmp}/run",
+            progress=False,
+            **options,
+        )
+        wall = time.monotonic() - started
+        commit = json.loads(Path(f"{tmp}/run/trainer.json").read_text())
+        board = run.leaderboard()
+        top = run.best()
+        obs_space, action_space = info.spaces[info.roles[0]]
+        results = evaluate_ladder(
+            ENVS[env],
+            {top: run.policy(top, deterministic=True)},
+            ladder_rungs(info.name, action_space, obs_space),
+            games,
+            seed=1000 + seed,
+        )
+    row = board[board["policy"] == top].iloc[0]
+    return {
+        "env": env,
+        "seed": seed,
+        "options": options,
+        "minutes": minutes,
+        "wall_seconds": round(wall, 1),
+        "train_seconds": round(commit["elapsed"], 1),
+        "env_steps": commit["env_steps"],
+        "env_steps_per_s": round(commit["env_steps"] / commit["elapsed"]),
+        "learner_steps": commit["learner_steps"],
+        "snapshots": int((board["kind"] == "snapshot").sum()),
+        "top": top,
+        "top_league_role": row["league_role"],
+        "ladder": {
+            r.opponent: {
+                "games": r.games,
+                "wins": r.wins,
+                "draws": r.draws,
+                "losses": r.losses,
+                "score": r.score,
+                "win_rate": r.win_rate,
+                "win_ci": wilson(r.wins, r.games),
+            }
+            for r in results
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", choices=sorted(ENVS), default="connect_four")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--games", type=int, default=400)
+    parser.add_argument("--config", action="append", default=[], help="name=JSON (repeatable)")
+    parser.add_argument("--out", default=None, help="JSON lines (default docs/results/...)")
+    parser.add_argument("--table", metavar="JSONL", help="only print the tables of a results file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        job = json.loads(args.child)
+        print(json.dumps(child(**job)), flush=True)
+        return
+    if args.table:
+        table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line])
+        return
+    out = Path(args.out or ROOT / "docs" / "results" / f"strength_{args.env}.jsonl")
+    configs = dict(c.split("=", 1) for c in args.config) or {"default": "{}"}
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for name, options in configs.items():
+            job = {
+                "env": args.env,
+                "minutes": args.minutes,
+                "seed": seed,
+                "options": json.loads(options),
+                "games": args.games,
+            }
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(job)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=dict(os.environ),
+            )
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+            if not lines:
+                print(f"# {name} seed {seed} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                continue
+            result = {"config": name, **json.loads(lines[-1])}
+            rows.append(result)
+            with open(out, "a") as f:
+                f.write(json.dumps(result) + "\n")
+            print(json.dumps(result), flush=True)
+    table(rows)
+
+
+def table(rows: list[dict]) -> None:
+    from league.evaluate import wilson
+
+    rungs = list(dict.fromkeys(r for row in rows for r in row["ladder"]))
+    print("\n| config | seed | env steps/s | top learner | " + " | ".join(rungs) + " |")
+    print("| --- | ---: | ---: | --- |" + " ---: |" * len(rungs))
+    for row in rows:
+        cells = []
+        for r in rungs:
+            cell = row["ladder"][r]
+            cells.append(f"{cell['score']:.3f} ({cell['wins']}/{cell['draws']}/{cell['losses']})")
+        print(
+            f"| {row['config']} | {row['seed']} | {row['env_steps_per_s']:,} | {row['top']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    print("\nPooled over seeds: win rate (95% CI), score\n")
+    print("| config | seeds | " + " | ".join(rungs) + " |")
+    print("| --- | ---: |" + " --- |" * len(rungs))
+    for name in dict.fromkeys(row["config"] for row in rows):
+        mine = [row for row in rows if row["config"] == name]
+        cells = []
+        for r in rungs:
+            wins = sum(row["ladder"][r]["wins"] for row in mine)
+            games = sum(row["ladder"][r]["games"] for row in mine)
+            score = sum(row["ladder"][r]["score"] * row["ladder"][r]["games"] for row in mine)
+            lo, hi = wilson(wins, games)
+            cells.append(f"{wins / games:.3f} ({lo:.3f}-{hi:.3f}), {score / games:.3f}")
+        print(f"| {name} | {len(mine)} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
