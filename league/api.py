@@ -104,6 +104,9 @@ def train(
 
     if resume is not None:
         saved = RunDir.open(resume).read_config()
+        if config.get("backend", saved.get("backend")) != saved.get("backend"):
+            # Another backend chooses its own workers (a run moves between them).
+            saved["num_workers"] = None
         saved.update(config)
         saved["run_dir"] = str(resume)
         cfg = TrainConfig.from_dict(saved)

@@ -174,6 +174,7 @@ class Collector:
         self.seat_return = np.zeros((E, S), dtype=np.float32)
         self.t = 0
         self.env_steps = 0
+        self.dropped_episodes = 0  # abandoned when a backend restarted their envs
         # Per policy: returns of finished seat-episodes since the last drain.
         self.episode_returns: dict[str, list[float]] = {}
         for actor in actors.values():
@@ -214,6 +215,8 @@ class Collector:
         self.to_send = [ids]
         self.t += 1
         self.env_steps += len(ids)
+        if vec.episode_dropped[ids].any():
+            self._drop_episodes(ids[vec.episode_dropped[ids]])
         rows = None
         if len(ids) < vec.num_envs:
             rows = np.zeros((vec.num_envs, 1), dtype=bool)
@@ -304,6 +307,16 @@ class Collector:
         mask = vec.action_masks[role]
         next_mask = None if mask is None else np.ones_like(mask[e, self.role_local[s]])
         self._emit(e, s, next_values, final, next_mask, vec.terminated[e, s], truncated)
+
+    def _drop_episodes(self, envs: np.ndarray) -> None:
+        """Envs restarted by their backend (a Ray worker came back): their episodes are
+        abandoned, with no result for the league and no samples for the learners."""
+        self.dropped_episodes += len(envs)
+        self.pending[envs] = False
+        self.seat_return[envs] = 0.0
+        self.vec.episode_dropped[envs] = False
+        for e in envs:
+            self._assign(int(e))
 
     def _end_match(self, e: int) -> None:
         # Seats that never closed (an env that ended without flagging them)

@@ -17,6 +17,7 @@ from league.manager import LeagueConfig
 from league.roles import ALPHASTAR_ROLES, LEAGUE_ROLES
 
 MODES = ("sync", "async")
+BACKENDS = ("auto", "local", "multiprocessing", "ray")
 
 
 def option(default: Any, help: str, factory: bool = False) -> Any:
@@ -73,6 +74,26 @@ class TrainConfig:
         4,
         "Async: samples acted by a policy version more than this many updates behind "
         "the learner are dropped before an update.",
+    )
+    backend: str = option(
+        "auto",
+        "Where envs step and learners train: ``auto`` (``local`` or ``multiprocessing``, "
+        "chosen at start with num_workers), ``local`` (envs in the training process), "
+        "``multiprocessing`` (env worker processes), ``ray`` (env workers and learners as "
+        "Ray actors on a cluster; docs/distributed.md). Every backend writes the same run "
+        "directory.",
+    )
+    ray_address: str | None = option(
+        None,
+        "backend='ray': the address of a running Ray cluster (``host:port``, "
+        "``ray://host:port``, or ``auto`` for one started on this machine); None starts a "
+        "local Ray for the run and stops it at the end.",
+    )
+    ray_gpus: float | None = option(
+        None,
+        "backend='ray': GPUs the learner actor asks for (fractions allowed); learner i goes "
+        "on its GPU i % ceil(ray_gpus). Default: every GPU of the cluster, up to one per "
+        "learner.",
     )
     num_envs: int | None = option(
         None,
@@ -206,6 +227,25 @@ class TrainConfig:
             )
         if self.checkpoint_seconds <= 0:
             raise ConfigError(f"checkpoint_seconds={self.checkpoint_seconds} must be more than 0")
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"backend={self.backend!r} is unknown; choose one of {list(BACKENDS)}"
+            )
+        if self.backend == "local" and self.num_workers:
+            raise ConfigError(
+                f"backend='local' steps envs in the training process: num_workers="
+                f"{self.num_workers} cannot work; use backend='multiprocessing' or leave "
+                "num_workers unset"
+            )
+        if self.backend != "ray" and (self.ray_address or self.ray_gpus is not None):
+            raise ConfigError("ray_address and ray_gpus apply to backend='ray' only")
+        if self.backend == "ray" and self.device not in (None, "cpu"):
+            raise ConfigError(
+                f"device={self.device!r}: with backend='ray' learners go on the learner actor's "
+                "GPUs (ray_gpus); leave device unset, or 'cpu'"
+            )
+        if self.ray_gpus is not None and self.ray_gpus < 0:
+            raise ConfigError(f"ray_gpus={self.ray_gpus} must be 0 or more")
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r} is unknown; choose one of {list(MODES)}")
         if self.batched and self.mix_policies_in_one_env:

@@ -159,7 +159,7 @@ class PBT(Observer):
         for pid in trainer.population.ids:
             steps = trainer.state.learner_steps[pid]
             self.next_check.setdefault(pid, steps + self.config.interval)
-            self.start.setdefault(pid, trainer.population[pid].hyperparameters())
+            self.start.setdefault(pid, trainer.population.hyperparameters(pid))
 
     def on_update(
         self, trainer: Trainer, policy_id: str, samples: int, stats: dict[str, float]
@@ -179,12 +179,12 @@ class PBT(Observer):
 
     def exploit_and_explore(self, trainer: Trainer, member: str, source: str, p_win: float):
         population, league = trainer.population, trainer.league
-        old = population[member].hyperparameters()
+        old = population.hyperparameters(member)
         ratings = (league.ratings.elo(member), league.ratings.elo(source))
         trainer.copy_learner(source, member)
         league.inherit(member, source)
-        new = self.explore(population[source].hyperparameters(), self.start[member])
-        population[member].set_hyperparameters(**new)
+        new = self.explore(population.hyperparameters(source), self.start[member])
+        population.set_hyperparameters(member, **new)
         self.rows.append(
             [
                 round(time.time(), 3),

@@ -359,6 +359,9 @@ class VectorEnv:
         self._busy = np.zeros(num_envs, dtype=bool)
         self._in_flight = 0
         self._closed = False
+        # Envs whose episode was abandoned (a Ray worker restarted): the caller drops
+        # those episodes and clears the flags. Other backends never set them.
+        self.episode_dropped = np.zeros(num_envs, dtype=bool)
 
     def _attach(self, arrays: _Arrays) -> None:
         self._arrays = arrays
@@ -948,6 +951,7 @@ def vector(
     *,
     timeout: float | None = None,
     ordered: bool = False,
+    backend: str = "auto",
     **multiagent_opts: Any,
 ) -> VectorEnv:
     """`num_envs` copies of ``multiagent(env_fn, **multiagent_opts)`` as one vector env.
@@ -968,6 +972,9 @@ def vector(
         ordered: `recv()` returns the envs of each `send()` in the order they were
             sent (the oldest batch still stepping, and only it), so a schedule that
             keeps several batches in flight is the same with or without workers.
+        backend: "auto" (in this process without workers, else worker processes),
+            "serial", "process", or "ray": `num_workers` Ray actors spread over the
+            cluster `ray.init` connected to (wrappers/ray_vector.py).
         multiagent_opts: `pad`, `roles`, `illegal_actions`, `env_kwargs` of `multiagent`.
     """
     if _is_env(env_fn) and not isinstance(env_fn, type):
@@ -990,15 +997,17 @@ def vector(
             f"{per_worker} envs per worker (num_envs / num_workers), since each worker "
             "replies for all its envs at once"
         )
-    if num_workers == 0:
+    backends = ("auto", "serial", "process", "ray")
+    if backend not in backends:
+        raise ValueError(f"backend={backend!r}; expected one of {backends}")
+    if backend == "auto":
+        backend = "process" if num_workers else "serial"
+    if backend != "serial" and not num_workers:
+        raise ValueError(f"backend={backend!r} steps envs in workers: give num_workers >= 1")
+    if backend == "serial":
         envs = [multiagent(env_fn, **multiagent_opts) for _ in range(num_envs)]
         spec = _spec_of(envs[0])
         return SerialVectorEnv([_steppable(e, spec) for e in envs], spec, batch_size, seed, ordered)
-    start_method = start_method or default_start_method()
-    if start_method not in mp.get_all_start_methods():
-        raise ValueError(
-            f"start_method={start_method!r}; this platform has {mp.get_all_start_methods()}"
-        )
     probe = multiagent(env_fn, **multiagent_opts)
     close = getattr(probe, "close", None)
     try:
@@ -1007,6 +1016,15 @@ def vector(
         if close is not None:
             close()
     payload = cloudpickle.dumps((env_fn, multiagent_opts))
+    if backend == "ray":
+        from wrappers.ray_vector import RayVectorEnv
+
+        return RayVectorEnv(payload, spec, num_envs, num_workers, batch_size, seed, ordered)
+    start_method = start_method or default_start_method()
+    if start_method not in mp.get_all_start_methods():
+        raise ValueError(
+            f"start_method={start_method!r}; this platform has {mp.get_all_start_methods()}"
+        )
     return ProcessVectorEnv(
         payload, spec, num_envs, num_workers, batch_size, seed, start_method, timeout, ordered
     )

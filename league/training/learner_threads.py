@@ -107,6 +107,7 @@ class LearnerThread(threading.Thread):
     def __init__(
         self,
         unit: Any,
+        learn: Callable[[dict, Any], dict],
         publish: Callable[[list[str]], None],
         version: Callable[[str], int],
         max_queued: int,
@@ -117,6 +118,7 @@ class LearnerThread(threading.Thread):
     ) -> None:
         super().__init__(name=f"learner-{'+'.join(unit.ids)}", daemon=True)
         self.unit = unit
+        self.learn = learn
         self.publish = publish
         self.version = version
         self.batches: queue.Queue = queue.Queue(maxsize=max_queued * len(unit.ids))
@@ -175,7 +177,7 @@ class LearnerThread(threading.Thread):
         if not fresh_batches:
             return updates
         try:
-            results = self.unit.learn(fresh_batches, interrupt=self.interrupt)
+            results = self.learn(fresh_batches, self.interrupt)
         except Exception as err:  # surfaced in the main thread, which stops the run
             return updates + [Update(pid, 0, self.steps[pid], error=err) for pid in fresh_batches]
         self.publish([pid for pid, r in results.items() if isinstance(r, dict)])

@@ -9,6 +9,7 @@ how samples reach the learners. Everything else a run does is the trainer's
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class TrainingState:
     elapsed: float = 0.0  # seconds of training, summed over every process of the run
     learner_steps: dict[str, int] = field(default_factory=dict)  # samples trained per learner
     stopped: dict[str, str] = field(default_factory=dict)  # learner -> why it stopped training
+    dropped_episodes: int = 0  # abandoned when a backend restarted their envs (no result)
 
 
 @dataclass
@@ -65,6 +67,12 @@ class Budget:
             return 0.0
         return (time.monotonic() - self.started) / self.max_seconds
 
+    def wall_deadline(self) -> float | None:
+        """When the time budget ends, on the wall clock (for remote learners)."""
+        if not self.max_seconds:
+            return None
+        return time.time() + self.max_seconds * (1.0 - self.time_used())
+
 
 class Loop:
     """Iterations until the budget is spent, every learner stopped, or a signal came."""
@@ -81,6 +89,7 @@ class Loop:
             vec, self._mapping(), self._actors(), env_batches=trainer.plan.batches
         )
         self.collector.env_steps = self.state.env_steps
+        self.collector.dropped_episodes = self.state.dropped_episodes
 
     # -- who acts ------------------------------------------------------------
 
@@ -126,6 +135,7 @@ class Loop:
             if reason is not None:
                 return reason
             self.anneal()
+            self.population.deadline = self.budget.wall_deadline()
             self.iterate()
             self.end_iteration()
 
@@ -258,6 +268,13 @@ class Loop:
     def end_iteration(self) -> None:
         trainer, state = self.trainer, self.state
         state.iteration += 1
+        if self.collector.dropped_episodes > state.dropped_episodes:
+            print(
+                f"league: {self.collector.dropped_episodes - state.dropped_episodes} unfinished "
+                "episodes dropped (their env worker restarted); they count for no one"
+            )
+            state.dropped_episodes = self.collector.dropped_episodes
+            trainer.scalar("train/dropped_episodes", state.dropped_episodes)
         self.retire_evicted()
         started, elapsed_before, steps_before = self._clock
         now = time.monotonic()
@@ -324,6 +341,7 @@ class AsyncLoop(Loop):
         for unit in population.units:
             thread = LearnerThread(
                 unit,
+                functools.partial(population.learn_unit, unit),
                 self._publisher(unit),
                 lambda pid: population[pid].version,
                 config.num_batches_to_accumulate,

@@ -238,13 +238,20 @@ def available_cores() -> int:
 def choose_workers(config: TrainConfig, env: EnvInfo, cores: int | None) -> tuple[int, str]:
     """Env worker processes for a run that leaves `num_workers` open, and why."""
     cores = available_cores() if cores is None else cores
-    if cores < 2:
+    if config.backend == "local":
+        return 0, "backend='local': the envs step in the training process"
+    if config.backend == "ray":
+        workers = max(2, cores - cores % 2)
+        if config.num_envs is not None:
+            workers = math.gcd(config.num_envs, workers)
+        return workers, f"backend='ray': env worker actors for the cluster's {cores} CPUs"
+    if cores < 2 and config.backend != "multiprocessing":
         return 0, "one CPU core: the envs step in the training process"
     budgets = [config.max_seconds] if config.max_seconds else []
     if config.total_steps:
         budgets.append(config.total_steps * env.step_seconds)
     env_seconds = min(budgets)
-    if env_seconds < MIN_WORKER_SECONDS:
+    if env_seconds < MIN_WORKER_SECONDS and config.backend != "multiprocessing":
         return 0, (
             f"the envs would step for about {env_seconds:.1f} s in all, too short for worker "
             "processes to pay for their start"
@@ -333,7 +340,8 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
         if ent_coef is not None:
             algo_config["ent_coef"] = ent_coef
     device = policy_device(index, override=config.device)
-    check_device(device, f"policy {entry['id']!r}")
+    if config.backend != "ray":  # Ray places learners on the learner actor's GPUs
+        check_device(device, f"policy {entry['id']!r}")
     return LearnerSpec(
         id=entry["id"],
         role=entry["role"],

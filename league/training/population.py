@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 from league.algos import make_algorithm
 from league.algos.base import Algorithm, Batch, FrozenPolicy, Interrupt, NonFiniteLossError
@@ -167,6 +168,9 @@ class Population:
     ) -> None:
         self.env = env
         self.specs = {spec.id: spec for spec in specs}
+        # Wall-clock time when the run's time budget ends (set by the loop): learners
+        # that cannot ask the loop between minibatches (a remote one) stop there.
+        self.deadline: float | None = None
         self.units: list[LearnerUnit | StackUnit] = []
         self.learners: dict[str, Algorithm | StackMember] = {}
         self.unit_of: dict[str, LearnerUnit | StackUnit] = {}
@@ -238,8 +242,51 @@ class Population:
             mine = {pid: batches[pid] for pid in unit.ids if pid in batches}
             if mine:
                 with unit.lock:
-                    results.update(unit.learn(mine, interrupt))
+                    results.update(self.learn_unit(unit, mine, interrupt))
         return results
+
+    def learn_unit(
+        self, unit: LearnerUnit | StackUnit, batches: Mapping[str, Batch], interrupt: Any = None
+    ) -> dict[str, dict[str, float] | NonFiniteLossError]:
+        """One update of one unit's learners (the caller holds `unit.lock`)."""
+        return unit.learn(batches, interrupt)
+
+    def hyperparameters(self, policy_id: str) -> dict[str, float]:
+        return self.learners[policy_id].hyperparameters()
+
+    def set_hyperparameters(self, policy_id: str, **values: float) -> None:
+        self.learners[policy_id].set_hyperparameters(**values)
+
+    def state_dict(self, policy_id: str) -> dict[str, Any]:
+        """Everything that resumes the learner exactly (its algorithm's format)."""
+        return self.learners[policy_id].state_dict()
+
+    def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> None:
+        self.learners[policy_id].load_state_dict(state)
+
+    def acting_weights(self, policy_id: str) -> dict[str, Any]:
+        """What acting needs of a learner (weights, version), on the CPU: what the Ray
+        learner host sends the driver after each update."""
+        unit = self.unit_of[policy_id]
+        if isinstance(unit, StackUnit):
+            i = unit.index[policy_id]
+            weights = {k: v[i].detach().cpu() for k, v in unit.stack.params.items()}
+            return {"params": weights, "version": unit.stack.versions[i]}
+        model = {k: v.cpu() for k, v in unit.algo.model.state_dict().items()}
+        return {"model": model, "version": unit.algo.version}
+
+    def apply_acting_weights(self, policy_id: str, acting: Mapping[str, Any]) -> None:
+        unit = self.unit_of[policy_id]
+        if isinstance(unit, StackUnit):
+            i = unit.index[policy_id]
+            with torch.no_grad():
+                for name, value in acting["params"].items():
+                    unit.stack.params[name][i] = value
+            unit.stack.versions[i] = acting["version"]
+            unit.bank.publish(i)
+            return
+        unit.algo.model.load_state_dict(acting["model"])
+        unit.algo.version = acting["version"]
 
     def set_lr_scale(self, scale: float) -> None:
         for unit in self.units:
@@ -282,7 +329,7 @@ class Population:
             unit.bank.publish(unit.index[target])
             return
         mine = unit.algo.state_dict()
-        theirs = self.learners[source].state_dict()
+        theirs = self.state_dict(source)
         keep = ("version", "generator", "learn_generator")
         unit.algo.load_state_dict({**theirs, **{k: mine[k] for k in keep}})
 
@@ -325,15 +372,15 @@ class Population:
         """What a checkpoint file holds for a learner (or, with `policy`, for a frozen
         copy of it): its state and everything needed to rebuild it without the env."""
         spec = self.specs[policy_id]
-        policy = self.learners[policy_id] if policy is None else policy
+        state = self.state_dict(policy_id) if policy is None else policy.state_dict()
         return {
             "policy": policy_id,
             "step": step,
-            "version": getattr(policy, "version", 0),
+            "version": state["version"],
             "algo": spec.algo,
             "config": spec.config,
             "spaces": self.env.spaces[spec.role],
-            "state": policy.state_dict(),
+            "state": state,
         }
 
 

@@ -11,6 +11,7 @@ the step in progress, checkpoints, prints how to resume, and then raises
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Iterable
@@ -26,10 +27,11 @@ from league.manager import League
 from league.pbt import PBT, PBTConfig
 from league.policies import CallablePolicy, RandomPolicy
 from league.policy_handle import PolicyHandle
+from league.training import ray_backend
 from league.training.loop import AsyncLoop, IterationInfo, Loop, SyncLoop, TrainingState
 from league.training.metrics import ProgressBar, TensorBoard
 from league.training.observers import Observer, Observers
-from league.training.plan import EnvInfo, env_reference, make_plan
+from league.training.plan import EnvInfo, available_cores, env_reference, make_plan
 from league.training.population import Population
 from league.training.run_dir import RunDir
 from league.training.signals import StopSignals
@@ -53,10 +55,30 @@ class Trainer:
         self.env_fn = env_fn
         self.mapping = mapping
         self.fixed_policies = dict(fixed_policies or {})
+        self.ray_started = False
+        try:
+            self._build(env_fn, config, resume, overwrite, observers, pbt_objective)
+        except BaseException:
+            self._stop_ray()
+            raise
+
+    def _build(
+        self,
+        env_fn: Any,
+        config: TrainConfig,
+        resume: Any,
+        overwrite: bool,
+        observers: Iterable[Observer],
+        pbt_objective: Any,
+    ) -> None:
         env = EnvInfo.probe(env_fn, config.pad, config.env_kwargs)
         if config.env is None:
             config = dataclasses.replace(config, env=env_reference(env_fn))
-        self.plan = make_plan(config, env, custom_mapping=mapping is not None)
+        cores = None
+        if config.backend == "ray":
+            self.ray_started = ray_backend.start_ray(config.ray_address, available_cores())
+            cores = int(ray_backend.require_ray().cluster_resources().get("CPU", 2))
+        self.plan = make_plan(config, env, custom_mapping=self.mapping is not None, cores=cores)
         if resume is not None:
             self.run_dir = RunDir.open(resume)
             self.run_dir.check_resumable(env.name, env.seats, self.plan.learner_ids)
@@ -65,12 +87,16 @@ class Trainer:
             path = config.run_dir or default_run_dir(env.name)
             self.run_dir = RunDir.create(path, overwrite, config.min_free_mb)
         self.config = dataclasses.replace(self.plan.config, run_dir=str(self.run_dir))
-        self.population = Population(
-            self.plan.learners,
-            env,
-            stack=self.config.stack,
-            snapshot_capacity=self.plan.league_config.max_snapshots or 0,
-        )
+        capacity = self.plan.league_config.max_snapshots or 0
+        if self.config.backend == "ray":
+            gpus = ray_backend.learner_gpus(self.config.ray_gpus, len(self.plan.learners))
+            self.population: Population = ray_backend.RayPopulation(
+                self.plan.learners, env, gpus, self.config.device, self.config.stack, capacity
+            )
+        else:
+            self.population = Population(
+                self.plan.learners, env, stack=self.config.stack, snapshot_capacity=capacity
+            )
         self.league = self._build_league()
         self.state = TrainingState(learner_steps=dict.fromkeys(self.population.ids, 0))
         self.resumed = resume is not None
@@ -135,10 +161,11 @@ class Trainer:
             elapsed=float(commit["elapsed"]),
             learner_steps={pid: int(commit["learner_steps"][pid]) for pid in self.population.ids},
             stopped=dict(commit.get("stopped", {})),
+            dropped_episodes=int(commit.get("dropped_episodes", 0)),
         )
         files = commit["files"]
         for pid in self.population.ids:
-            self.population[pid].load_state_dict(self.run_dir.load_policy(files[pid])["state"])
+            self.population.load_state_dict(pid, self.run_dir.load_policy(files[pid])["state"])
         league = League.load(self.run_dir.path, mapping=self.mapping)
         if sorted(league.learners()) != sorted(self.population.ids):
             raise RunDirError(
@@ -191,6 +218,7 @@ class Trainer:
             num_workers=config.num_workers,
             batch_size=batch_size,
             ordered=ordered,
+            backend="ray" if config.backend == "ray" else "auto",
             pad=config.pad,
             env_kwargs=config.env_kwargs or None,
         )
@@ -203,8 +231,10 @@ class Trainer:
             self.checkpoint()
             with self.signals:
                 reason = self.loop.run()
-        except EXPECTED_ERRORS:
-            expected_error = True  # bad input met mid-run: keep what was learnt so far
+        except EXPECTED_ERRORS as err:
+            # Bad input met mid-run: keep what was learnt so far (unless the error
+            # took the learners with it).
+            expected_error = getattr(err, "save", True)
             raise
         finally:
             if self.loop is not None:
@@ -212,7 +242,10 @@ class Trainer:
             vec.close()
             if expected_error and self.loop is not None:
                 self._save_before_error()
+            if not expected_error and reason == "error":
+                self._stop_ray()
         self.checkpoint()
+        self._stop_ray()
         self.observers.emit("on_stop", self, reason)
         if reason in ("SIGINT", "SIGTERM"):
             print(
@@ -240,8 +273,20 @@ class Trainer:
             return c.num_envs // 2, True
         return None, False
 
+    def _stop_ray(self) -> None:
+        """Stop the learner actor, and the local Ray this run started (not a cluster)."""
+        if isinstance(getattr(self, "population", None), ray_backend.RayPopulation):
+            with contextlib.suppress(Exception):
+                self.population.close()
+        if self.ray_started:
+            ray_backend.require_ray().shutdown()
+            self.ray_started = False
+
     def _save_before_error(self) -> None:
-        self.checkpoint()
+        try:
+            self.checkpoint()
+        finally:
+            self._stop_ray()
         print(
             f"league: the run stopped on the error below; everything up to "
             f"{self.state.env_steps:,} env steps is saved in {self.run_dir}",
@@ -304,6 +349,7 @@ class Trainer:
                 "elapsed": state.elapsed,
                 "learner_steps": steps,
                 "stopped": state.stopped,
+                "dropped_episodes": state.dropped_episodes,
                 "files": files,
                 "observers": {
                     type(o).__name__: o.state_dict()

@@ -1,0 +1,243 @@
+"""The Ray backend: env workers and learners as Ray actors; the league stays in the driver.
+
+With `backend="ray"` a run's env workers are Ray actors spread over the
+cluster (`wrappers.ray_vector`), and its learners live in one Ray actor, the
+learner host, that asks for the cluster's GPUs (fractional ones too) and
+places learner i on its GPU `i % num_gpus`. The driver keeps everything else:
+the league (ratings, payoff, matchmaking: one authority), the collector, a
+CPU mirror of the learners that acts for them, and the run directory, which
+holds the same files as with the local backends (a run resumes on either).
+
+What crosses the network: per env step, each worker's actions out and its
+envs' arrays back; per update, the batches to the learner host and, once per
+new version, the updated learners' acting weights back (the object store
+carries both). Workers hold no policies, so their memory does not grow with
+the league.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from league.algos.base import Batch, NonFiniteLossError
+from league.errors import ConfigError, LeagueError
+from league.training.devices import policy_device
+from league.training.plan import EnvInfo, LearnerSpec
+from league.training.population import Population
+
+PIP_HINT = "pip install 'league[ray]'  (Ray core: pip install 'ray>=2.9')"
+
+
+class LearnerLost(LeagueError, RuntimeError):
+    """The learner actor died: the run stops at its last checkpoint."""
+
+    save = False  # its learners are gone: the last checkpoint stays the run's state
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"backend='ray' needs Ray, which is not installed: {PIP_HINT}") from None
+    return ray
+
+
+def start_ray(address: str | None, cpus: int | None = None) -> bool:
+    """Connect to the cluster at `address` (checked first: a wrong address fails in
+    seconds), or start a local Ray when None. Returns whether this call started Ray."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    if address and address != "auto":
+        _check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+        raise ConfigError(f"cannot start {where}: {type(err).__name__}: {err}") from None
+    return True
+
+
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(
+            f"ray_address={address!r} is not host:port (e.g. '10.0.0.2:6379' or "
+            "'ray://10.0.0.2:10001'); 'auto' finds a cluster started on this machine"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address!r}: {err.strerror or err} "
+            f"(nothing answered within {timeout:.0f} s); check the address and that "
+            "`ray start --head` runs there"
+        ) from None
+
+
+def learner_gpus(requested: float | None, learners: int) -> float:
+    """GPUs the learner host asks for: `requested`, or every GPU of the cluster up to
+    one per learner. ConfigError when the cluster has fewer than asked."""
+    import ray
+
+    available = float(ray.cluster_resources().get("GPU", 0.0))
+    if requested is None:
+        return min(available, float(learners))
+    if requested > available:
+        raise ConfigError(
+            f"ray_gpus={requested:g} asks for more GPUs than the Ray cluster has "
+            f"({available:g}); ask for at most {available:g}, or add GPU nodes"
+        )
+    return requested
+
+
+class LearnerHost:
+    """A Ray actor that holds the learners (`Population`) and trains them."""
+
+    def __init__(self, specs: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:
+        torch.set_num_threads(1)
+        self.population = Population(specs, env, stack=stack)
+
+    def learn(self, batches: dict[str, Batch], deadline: float | None) -> tuple[dict, dict]:
+        import time
+
+        interrupt = None if deadline is None else (lambda: time.time() > deadline)
+        results = self.population.learn(batches, interrupt)
+        updated = [pid for pid, r in results.items() if not isinstance(r, NonFiniteLossError)]
+        return results, self.acting_weights(updated)
+
+    def acting_weights(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return {pid: self.population.acting_weights(pid) for pid in ids}
+
+    def state_dict(self, policy_id: str) -> dict[str, Any]:
+        return _cpu(self.population.state_dict(policy_id))
+
+    def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
+        self.population.load_state_dict(policy_id, state)
+        return self.population.acting_weights(policy_id)
+
+    def reset(self, policy_id: str) -> dict[str, Any]:
+        self.population.reset(policy_id)
+        return self.population.acting_weights(policy_id)
+
+    def copy(self, source: str, target: str) -> dict[str, Any]:
+        self.population.copy(source, target)
+        return self.population.acting_weights(target)
+
+    def set_hyperparameters(self, policy_id: str, values: dict[str, float]) -> None:
+        self.population.set_hyperparameters(policy_id, **values)
+
+    def set_lr_scale(self, scale: float) -> None:
+        self.population.set_lr_scale(scale)
+
+
+class RayPopulation(Population):
+    """The learners of a Ray run: trained in the learner host actor, acting here from a
+    CPU mirror that takes each new version's weights once."""
+
+    def __init__(
+        self,
+        specs: list[LearnerSpec],
+        env: EnvInfo,
+        gpus: float,
+        explicit_device: str | None,
+        stack: bool = True,
+        snapshot_capacity: int = 0,
+    ) -> None:
+        import ray
+
+        devices = math.ceil(gpus)
+        remote_specs = [
+            _with_device(s, policy_device(s.index, devices, explicit_device)) for s in specs
+        ]
+        mirror_specs = [_with_device(s, "cpu") for s in specs]
+        super().__init__(mirror_specs, env, stack=stack, snapshot_capacity=snapshot_capacity)
+        self.remote_specs = {s.id: s for s in remote_specs}
+        # It reserves GPUs, not CPUs: a small cluster's CPUs go to env workers.
+        host = ray.remote(LearnerHost).options(num_cpus=0, num_gpus=gpus, max_restarts=0)
+        self.host = host.remote(remote_specs, env, stack)
+        self._get(self.host.set_lr_scale.remote(1.0))  # built, or the reason why not
+
+    def describe(self) -> str:
+        gpus = {s.device for s in self.remote_specs.values()}
+        return f"{super().describe()}; trained in a Ray learner actor on {sorted(gpus)}"
+
+    def _get(self, ref: Any) -> Any:
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as err:
+            raise LearnerLost(
+                f"the Ray actor that trains the learners died ({err}); the run stopped, its "
+                "last checkpoint is its state: resume the run directory to continue"
+            ) from None
+
+    def learn_unit(self, unit: Any, batches: Mapping[str, Batch], interrupt: Any = None) -> dict:
+        results, weights = self._get(self.host.learn.remote(dict(batches), self.deadline))
+        for pid, acting in weights.items():
+            self.apply_acting_weights(pid, acting)
+        return results
+
+    def set_lr_scale(self, scale: float) -> None:
+        super().set_lr_scale(scale)
+        self._get(self.host.set_lr_scale.remote(scale))
+
+    def set_hyperparameters(self, policy_id: str, **values: float) -> None:
+        super().set_hyperparameters(policy_id, **values)
+        self._get(self.host.set_hyperparameters.remote(policy_id, values))
+
+    def state_dict(self, policy_id: str) -> dict[str, Any]:
+        state = self._get(self.host.state_dict.remote(policy_id))
+        # Acting happens here: the acting RNG and DQN's count of acted samples (its
+        # exploration schedule) are the mirror's.
+        mine = super().state_dict(policy_id)
+        for key in ("generator", "acted_samples"):
+            if key in mine:
+                state[key] = mine[key]
+        return state
+
+    def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(policy_id, state)
+        self.apply_acting_weights(
+            policy_id, self._get(self.host.load_state_dict.remote(policy_id, state))
+        )
+
+    def reset(self, policy_id: str) -> None:
+        super().reset(policy_id)
+        self.apply_acting_weights(policy_id, self._get(self.host.reset.remote(policy_id)))
+
+    def copy(self, source: str, target: str) -> None:
+        super().copy(source, target)
+        self.apply_acting_weights(target, self._get(self.host.copy.remote(source, target)))
+
+    def close(self) -> None:
+        import ray
+
+        ray.kill(self.host)
+
+
+def _with_device(spec: LearnerSpec, device: str) -> LearnerSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, device=device)
+
+
+def _cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu(v) for v in value]
+    return value
