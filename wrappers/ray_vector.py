@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -37,8 +38,9 @@ from wrappers.vector import (
     _steppable,
 )
 
-# Worker actors Ray brings back before the vector env gives up.
+# Worker actors Ray brings back before the vector env gives up, and how long one may take.
 MAX_RESTARTS = 3
+RESTART_SECONDS = 120.0
 
 
 class EnvWorker:
@@ -218,13 +220,23 @@ class RayVectorEnv(VectorEnv):
             file=sys.stderr,
         )
         seed = None if self._reset_seed is None else self._reset_seed + 7919 * self.restarts
-        try:
-            self._take(worker, ray.get(self.workers[worker].reset.remote(seed)))
-        except ray.exceptions.RayActorError as err:
-            raise WorkerError(
-                f"vector env {self.name!r}: Ray env worker {worker} died and could not be "
-                f"restarted ({err})"
-            ) from err
+        deadline = time.monotonic() + RESTART_SECONDS
+        while True:
+            try:
+                self._take(worker, ray.get(self.workers[worker].reset.remote(seed)))
+                break
+            except ray.exceptions.ActorUnavailableError:  # still restarting
+                if time.monotonic() > deadline:
+                    raise WorkerError(
+                        f"vector env {self.name!r}: Ray env worker {worker} did not come back "
+                        f"within {RESTART_SECONDS:.0f} s of its restart"
+                    ) from None
+                time.sleep(0.2)
+            except ray.exceptions.RayActorError as err:
+                raise WorkerError(
+                    f"vector env {self.name!r}: Ray env worker {worker} died and could not be "
+                    f"restarted ({err})"
+                ) from err
         self.episode_dropped[lo:hi] = True
 
     def _take(self, worker: int, result: tuple[np.ndarray, Any]) -> None:

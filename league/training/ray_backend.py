@@ -51,10 +51,10 @@ def start_ray(address: str | None, cpus: int | None = None) -> bool:
     """Connect to the cluster at `address` (checked first: a wrong address fails in
     seconds), or start a local Ray when None. Returns whether this call started Ray."""
     ray = require_ray()
-    if ray.is_initialized():
-        return False
     if address and address != "auto":
         _check_reachable(address)
+    if ray.is_initialized():
+        return False
     try:
         if address:
             ray.init(address=address, log_to_driver=False)

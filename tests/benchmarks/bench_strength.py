@@ -1,8 +1,11 @@
 """Strength per CPU-minute: train a league, then play its top learner against the ladder.
 
 For each named config and each seed, in its own process: `league.train` on the
-env with the library's defaults plus the config's options, for the same wall
-time (`--minutes`); then the leaderboard's top-rated learner (the rule fixed
+env with the library's defaults plus the config's options, for the same
+budget: `--minutes` of wall time, or `--steps` env steps (a step budget gives
+every config the same training whatever else the machine is doing; the docs
+give the wall time it equals at the default's measured rate); then the
+leaderboard's top-rated learner (the rule fixed
 before any run: never chosen by these evaluations) plays `--games` games
 against every rung of the env's reference ladder, greedy, exactly half in
 each seat, with 95% Wilson intervals. One JSON line per run goes to
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENVS = {"connect_four": "classic/connect_four-v3", "tictactoe": "classic/tictactoe-v3"}
 
 
-def child(env: str, minutes: float, seed: int, options: dict, games: int) -> dict:
+def child(env: str, minutes: float, steps: int, seed: int, options: dict, games: int) -> dict:
     import league
     from league.evaluate import wilson
     from league.ladder import evaluate_ladder, ladder_rungs
@@ -42,8 +45,8 @@ def child(env: str, minutes: float, seed: int, options: dict, games: int) -> dic
         started = time.monotonic()
         run = league.train(
             ENVS[env],
-            max_seconds=minutes * 60,
-            total_steps=0,
+            max_seconds=0 if steps else minutes * 60,
+            total_steps=steps,
             seed=seed,
             run_dir=f"{tmp}/run",
             progress=False,
@@ -67,6 +70,7 @@ def child(env: str, minutes: float, seed: int, options: dict, games: int) -> dic
         "seed": seed,
         "options": options,
         "minutes": minutes,
+        "steps_budget": steps,
         "wall_seconds": round(wall, 1),
         "train_seconds": round(commit["elapsed"], 1),
         "env_steps": commit["env_steps"],
@@ -94,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", choices=sorted(ENVS), default="connect_four")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=0, help="env-step budget (replaces minutes)")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--games", type=int, default=400)
     parser.add_argument("--config", action="append", default=[], help="name=JSON (repeatable)")
@@ -116,6 +121,7 @@ def main() -> None:
             job = {
                 "env": args.env,
                 "minutes": args.minutes,
+                "steps": args.steps,
                 "seed": seed,
                 "options": json.loads(options),
                 "games": args.games,

@@ -1,0 +1,165 @@
+"""The Ray backend: same run directory as the local backends, env workers spread over
+nodes, restarts of dead env workers, a dead learner actor, bounded worker memory, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import league
+from league.errors import ConfigError
+from league.training import Observer
+from league.training.ray_backend import LearnerLost
+
+ray = pytest.importorskip("ray", reason="the Ray extra is not installed: pip install 'league[ray]'")
+
+TTT = "classic/tictactoe-v3"
+FAST = dict(
+    num_envs=8, rollout=16, batch_size=128, progress=False, tensorboard=False, backend="ray"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One local Ray (2 CPUs) for the module; runs find it started and leave it running."""
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as err:  # pragma: no cover - only where Ray cannot start
+        pytest.skip(f"Ray cannot start here: {err}")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+class Chaos(Observer):
+    """Kills an env worker at iteration 2 and the learner actor at iteration `end`,
+    and measures the env workers' memory from the start to just before the end."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+        self.rss: dict[str, list[int]] = {}
+        self.snapshots = 0
+
+    def on_start(self, trainer):
+        self.rss["start"] = trainer.loop.collector.vec.worker_rss_bytes()
+
+    def on_iteration(self, trainer):
+        import os
+        import signal
+
+        vec = trainer.loop.collector.vec
+        if trainer.state.iteration == 2:
+            os.kill(ray.get(vec.workers[0].pid.remote()), signal.SIGKILL)
+        if trainer.state.iteration == self.end - 1:
+            self.rss["end"] = vec.worker_rss_bytes()
+            self.snapshots = len(trainer.league.snapshots())
+        if trainer.state.iteration == self.end:
+            ray.kill(trainer.population.host)
+
+
+def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tmp_path: Path):
+    chaos = Chaos(end=40)
+    with pytest.raises(LearnerLost, match="the Ray actor that trains the learners died"):
+        league.train(
+            TTT,
+            num_policies=2,
+            total_steps=10**9,
+            checkpoint_seconds=0.2,
+            league={"snapshot_every": 128, "snapshot_min_steps": 128, "max_snapshots": None},
+            run_dir=str(tmp_path),
+            observers=[chaos],
+            **FAST,
+        )
+    for name in ("config.json", "league.json", "matches.csv", "leaderboard.csv", "trainer.json"):
+        assert (tmp_path / name).exists(), name
+    assert json.loads((tmp_path / "config.json").read_text())["backend"] == "ray"
+    commit = json.loads((tmp_path / "trainer.json").read_text())
+    # The killed env worker came back; its unfinished episodes counted for no one.
+    assert commit["dropped_episodes"] > 0
+    matches = pd.read_csv(tmp_path / "matches.csv")
+    assert len(matches) == json.loads((tmp_path / "league.json").read_text())["matches_written"]
+    # Env workers hold envs, never policies: the league grew, their memory did not.
+    assert chaos.snapshots >= 20
+    growth = [b - a for a, b in zip(chaos.rss["start"], chaos.rss["end"], strict=True)]
+    assert max(growth) < 8 * 2**20, growth
+    # The dead learner actor left the last checkpoint: it resumes locally, then on Ray.
+    local_options = {k: v for k, v in FAST.items() if k != "backend"}
+    steps = commit["env_steps"]
+    local = league.train(
+        TTT, resume=str(tmp_path), total_steps=steps + 512, backend="local", **local_options
+    )
+    assert local.env_steps >= steps + 512
+    games = local.leaderboard().set_index("policy")["games"]
+    again = league.train(TTT, resume=str(tmp_path), total_steps=steps + 1_024, **FAST)
+    assert again.env_steps >= steps + 1_024
+    after = again.leaderboard().set_index("policy")["games"]
+    assert (after.loc[games.index] >= games).all()
+
+
+def test_bad_ray_input_fails_before_training_with_the_reason(tmp_path: Path):
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"cannot reach the Ray cluster at '127.0.0.1:1'"):
+        league.train(
+            TTT, num_policies=2, ray_address="127.0.0.1:1", run_dir=str(tmp_path / "a"), **FAST
+        )
+    assert time.monotonic() - started < 10
+    with pytest.raises(ConfigError, match=r"ray_gpus=3 asks for more GPUs than the Ray cluster"):
+        league.train(TTT, num_policies=2, ray_gpus=3, run_dir=str(tmp_path / "b"), **FAST)
+    assert not (tmp_path / "b" / "trainer.json").exists()
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["ray"] = None  # as if Ray were not installed
+        import league
+        from league.errors import ConfigError
+        try:
+            league.train({TTT!r}, backend="ray", run_dir={str(tmp_path / "c")!r})
+        except ConfigError as err:
+            print(err)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install 'league[ray]'" in out.stdout, out.stderr
+
+
+def test_env_workers_spread_over_the_nodes_of_a_cluster(tmp_path: Path):
+    """A two-node cluster on this machine (Ray's test cluster), in its own process."""
+    code = textwrap.dedent(
+        f"""
+        import json
+        import ray
+        from ray.cluster_utils import Cluster
+        import wrappers
+
+        cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1}})
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        vec = wrappers.vector({TTT!r}, num_envs=4, num_workers=2, backend="ray")
+        vec.reset(seed=0)
+        vec.step()
+        nodes = vec.worker_nodes()
+        vec.close()
+        print(json.dumps({{"nodes": nodes, "cluster_nodes": len(ray.nodes())}}))
+        ray.shutdown()
+        cluster.shutdown()
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines, out.stderr[-3000:]
+    result = json.loads(lines[-1])
+    assert result["cluster_nodes"] == 2
+    assert len(set(result["nodes"])) == 2  # one env worker on each node
