@@ -60,8 +60,15 @@ def _escape(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help with %
 
 
+ENV_HELP = (
+    "the env, for runs trained from an env function that cannot be imported by name "
+    "(a registry id such as classic/connect_four-v3, or an import path module:function)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="league", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser(
@@ -83,9 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="print a run's leaderboard")
     board.add_argument("run", metavar="RUN")
     board.add_argument("--csv", metavar="FILE", help="also write the leaderboard to FILE")
+    board.add_argument("--env", help=ENV_HELP)
 
     ev = sub.add_parser("eval", help="head-to-head games with a confidence interval")
     ev.add_argument("run", metavar="RUN")
+    ev.add_argument("--env", help=ENV_HELP)
     ev.add_argument("--policy", help="policy to evaluate (default: the top learner)")
     ev.add_argument("--opponent", default="random", help="'random' or a policy id")
     ev.add_argument("--games", type=int, default=200, help="games per opponent (half per seat)")
@@ -103,8 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = sub.add_parser("play", help="play a classic game against a policy in the terminal")
     play.add_argument("run", metavar="RUN")
+    play.add_argument("--env", help=ENV_HELP)
     play.add_argument("--policy", help="opponent policy (default: the top learner)")
     play.add_argument("--seat", type=int, default=0, help="your seat index (0 moves first)")
+
+    plot = sub.add_parser("plot", help="draw a run's ratings, payoff, returns and ladder (PNG)")
+    plot.add_argument("run", metavar="RUN")
+    plot.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN)")
+
+    check = sub.add_parser(
+        "check", help="run an env through the wrappers and report what would make training wrong"
+    )
+    check.add_argument("env", metavar="ENV")
+    check.add_argument("--episodes", type=int, default=5)
+    check.add_argument("--env-kwargs", type=json.loads, default=None, help="JSON")
 
     demo = sub.add_parser("demo", help="a short league on connect four, then the leaderboard")
     demo.add_argument("--seconds", type=float, default=180.0)
@@ -113,20 +134,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Expected errors (a wrong env, a config that cannot work, a damaged
+    run) print as one line with the fix and exit 2; `--debug` shows the traceback."""
+    from league.errors import EXPECTED_ERRORS
+
     args = build_parser().parse_args(argv)
-    return {
+    command = {
         "train": _train,
         "leaderboard": _leaderboard,
         "eval": _eval,
         "play": _play,
+        "plot": _plot,
+        "check": _check,
         "demo": _demo,
-    }[args.command](args)
+    }[args.command]
+    try:
+        return command(args)
+    except EXPECTED_ERRORS as err:
+        if args.debug:
+            raise
+        first, _, rest = str(err).partition("\n")
+        more = " (the rest, with --debug)" if rest.strip() else ""
+        print(f"league {args.command}: error: {first}{more}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130  # training printed how to resume
 
 
 def _train(args: argparse.Namespace) -> int:
     import league
 
-    skip = ("command", "env", "resume", "overwrite")
+    skip = ("command", "env", "resume", "overwrite", "debug")
     options = {k: v for k, v in vars(args).items() if k not in skip}
     run = league.train(args.env, resume=args.resume, overwrite=args.overwrite, **options)
     _print_board(run)
@@ -146,7 +184,7 @@ def _print_board(run: Any) -> None:
 def _leaderboard(args: argparse.Namespace) -> int:
     import league
 
-    run = league.load(args.run)
+    run = league.load(args.run, env_fn=args.env)
     _print_board(run)
     if args.csv:
         run.leaderboard().to_csv(args.csv, index=False)
@@ -158,7 +196,8 @@ def _eval(args: argparse.Namespace) -> int:
     import league
     from league.evaluate import play_games
 
-    run = league.load(args.run)
+    run = league.load(args.run, env_fn=args.env)
+    env = _env(run, args)
     greedy = not args.stochastic
     policy_id = args.policy or run.best()
     if args.ladder:
@@ -168,7 +207,7 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     opponent_id = _random_id(run) if args.opponent == "random" else args.opponent
     result = play_games(
-        run.config.env,
+        env,
         run.policy(policy_id, deterministic=greedy),
         run.policy(opponent_id, deterministic=greedy),
         games=args.games,
@@ -181,17 +220,31 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(run: Any, args: argparse.Namespace) -> Any:
+    """The run's env: --env, or the reference its config.json recorded."""
+    from league.errors import RunDirError
+
+    env = args.env or run.config.env
+    if env is None:
+        raise RunDirError(
+            f"run {str(run.run_dir)!r} was trained from an env function that cannot be "
+            "imported by name; say which env it is with --env (a registry id or module:function)"
+        )
+    return env
+
+
 def _eval_ladder(run: Any, policy_id: str, greedy: bool, args: argparse.Namespace) -> int:
     from league.ladder import evaluate_ladder, ladder_rungs
     from league.training.plan import EnvInfo
 
-    env = EnvInfo.probe(run.config.env, run.config.pad, run.config.env_kwargs, measure=False)
+    env_fn = _env(run, args)
+    env = EnvInfo.probe(env_fn, run.config.pad, run.config.env_kwargs, measure=False)
     if len(env.role_names) != 1:
         print(f"env {env.name!r} has seats of several roles: it has no ladder", file=sys.stderr)
         return 2
     obs_space, action_space = env.spaces[env.roles[0]]
     results = evaluate_ladder(
-        run.config.env,
+        env_fn,
         {policy_id: run.policy(policy_id, deterministic=greedy)},
         ladder_rungs(env.name, action_space, obs_space),
         args.games,
@@ -222,9 +275,25 @@ def _play(args: argparse.Namespace) -> int:
     import league
     from league.play import play_terminal
 
-    run = league.load(args.run)
+    run = league.load(args.run, env_fn=args.env)
     policy_id = args.policy or run.best()
-    return play_terminal(run, policy_id, human_seat=args.seat)
+    return play_terminal(run, policy_id, human_seat=args.seat, env_fn=_env(run, args))
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from league.plots import plot_run
+
+    for path in plot_run(args.run, args.out):
+        print(f"written: {path}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from league.check import check_env
+
+    report = check_env(args.env, episodes=args.episodes, env_kwargs=args.env_kwargs)
+    print(report)
+    return 0 if report.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces as gym_spaces
 
 
 def batch_act(policy: Any) -> Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, dict]]:
@@ -56,9 +57,10 @@ class SingleActing:
     version); snapshots and fixed policies only act.
     """
 
-    def __init__(self, policy: Any, learns: bool = False) -> None:
+    def __init__(self, policy: Any, learns: bool = False, policy_id: str = "policy") -> None:
         self.policy = policy
         self.learns = learns
+        self.policy_id = policy_id
         self._act = batch_act(policy)
 
     def act(
@@ -137,8 +139,12 @@ class Collector:
         mapping: Any,
         actors: dict[str, Actor],
         env_batches: list[tuple[int, int]] | None = None,
+        check_masks: bool = True,
     ) -> None:
         self.vec = vec
+        # Fixed policies are user code: their actions are checked before they reach the
+        # env (learners act within their masks by construction).
+        self.check_masks = check_masks
         # Batched mode: contiguous env ranges, each with one policy per role, so
         # a role's whole (envs, seats) block goes through one forward pass.
         self.env_batches = env_batches
@@ -376,7 +382,10 @@ class Collector:
             obs = vec.obs[role][ee, k]
             masks = vec.action_masks[role]
             mask = None if masks is None else masks[ee, k]
-            actions, extras = self.groups[g].act(obs, mask, self.slot_row[pp])
+            group = self.groups[g]
+            actions, extras = group.act(obs, mask, self.slot_row[pp])
+            if isinstance(group, SingleActing) and not group.learns:
+                actions = self._checked(group.policy_id, actions, mask, ee, ss)
             vec.actions[role][ee, k] = actions
             learns = self.slot_learns[pp]
             if learns.all():
@@ -391,6 +400,46 @@ class Collector:
                     actions[learns],
                     {key: v[learns] for key, v in extras.items()},
                 )
+
+    def _checked(
+        self, policy_id: str, actions: Any, mask: np.ndarray | None, e: np.ndarray, s: np.ndarray
+    ) -> np.ndarray:
+        """A fixed policy's actions, or PolicyError naming it, the seat and the env."""
+        from league.errors import PolicyError
+
+        space = self.vec.action_spaces[int(s[0])]
+        where = f"policy {policy_id!r} (seat {self.vec.possible_agents[s[0]]!r} of env {e[0]})"
+        array = np.asarray(actions) if actions is not None else None
+        if array is None or array.dtype == object or array.shape[:1] != (len(e),):
+            shown = actions if actions is None else array.tolist()
+            raise PolicyError(
+                f"{where} returned {shown!r} for {len(e)} observation(s); a fixed policy "
+                f"returns one action of {space} per observation"
+            )
+        if not isinstance(space, gym_spaces.Discrete):
+            return array
+        if not np.array_equal(array, np.round(array)):
+            bad = array[array != np.round(array)][0]
+            raise PolicyError(
+                f"{where} returned action {bad!r} for {space}: actions of a Discrete space "
+                "are whole numbers (it would have been cut to an integer)"
+            )
+        index = array.astype(np.int64) - int(space.start)
+        outside = (index < 0) | (index >= space.n)
+        if outside.any():
+            raise PolicyError(f"{where} returned action {array[outside][0]!r}, outside {space}")
+        if self.check_masks and mask is not None:
+            forbidden = ~mask[np.arange(len(index)), index]
+            if forbidden.any():
+                row = int(np.flatnonzero(forbidden)[0])
+                raise PolicyError(
+                    f"policy {policy_id!r} chose action {int(array[row])} in seat "
+                    f"{self.vec.possible_agents[s[row]]!r} of env {e[row]}, which the action "
+                    f"mask forbids (legal: {np.flatnonzero(mask[row]).tolist()}); fix the "
+                    "policy, or pass illegal_actions='env' to league.train to let the env "
+                    "apply its own rule"
+                )
+        return array
 
     def _act_batched(self, active: np.ndarray) -> None:
         vec = self.vec

@@ -187,6 +187,12 @@ class TrainConfig:
         None, "Seat -> team name; default every seat is its own team."
     )
     pad: bool = option(False, "Pad heterogeneous seats to one space (see docs/contract.md).")
+    illegal_actions: str = option(
+        "raise",
+        "An action the action mask forbids: ``raise`` stops the run with an error naming the "
+        "policy and seat; ``env`` passes it to the env, which applies its own rule (PettingZoo's "
+        "classic games end the game with a loss for the mover).",
+    )
     env_kwargs: dict[str, Any] = option(
         dict, "Keyword arguments for the env constructor.", factory=True
     )
@@ -227,6 +233,10 @@ class TrainConfig:
             )
         if self.checkpoint_seconds <= 0:
             raise ConfigError(f"checkpoint_seconds={self.checkpoint_seconds} must be more than 0")
+        if self.illegal_actions not in ("raise", "env"):
+            raise ConfigError(
+                f"illegal_actions={self.illegal_actions!r} is unknown; choose 'raise' or 'env'"
+            )
         if self.backend not in BACKENDS:
             raise ConfigError(
                 f"backend={self.backend!r} is unknown; choose one of {list(BACKENDS)}"

@@ -32,6 +32,11 @@ class PolicyError(LeagueError, ValueError):
     """A policy acted in a way the env cannot take (an action it cannot use, or none)."""
 
 
+class MappingError(LeagueError, ValueError):
+    """A mapping (the league's, or yours) seated a policy where it cannot play, or a
+    match result does not fit the league."""
+
+
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (LeagueError, WrapperError)
 
 

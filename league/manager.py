@@ -25,7 +25,7 @@ import pandas as pd
 import trueskill
 
 from league._io import atomic_write_text
-from league.errors import ConfigError, unknown_keys
+from league.errors import ConfigError, MappingError, unknown_keys
 from league.matchmaking import (
     STRATEGIES,
     FunctionMapping,
@@ -84,7 +84,20 @@ LEADERBOARD_COLUMNS = (
     "opp_avg",
     "parent",
     "step",
+    "mean_return",
+    "return_lo",
+    "return_hi",
+    "ranked_by",
 )
+
+
+def _return_columns(stats: list[float] | None) -> dict[str, float]:
+    """Mean team return and its 95% interval (normal approximation)."""
+    if not stats or stats[0] == 0:
+        return {"mean_return": math.nan, "return_lo": math.nan, "return_hi": math.nan}
+    n, mean, m2 = stats
+    half = 1.96 * math.sqrt(m2 / (n - 1) / n) if n > 1 else math.inf
+    return {"mean_return": mean, "return_lo": mean - half, "return_hi": mean + half}
 
 
 def _alphastar_mix() -> dict[str, float]:
@@ -287,6 +300,8 @@ class League:
         self._last_snapshot: dict[str, int] = {}  # learner -> step of its last snapshot
         self._since_snapshot: dict[str, list[float]] = {}  # learner -> [score, games]
         self._matches = MatchLog()
+        self._returns: dict[str, list[float]] = {}  # policy -> [matches, mean, sum of squares]
+        self._contested = False  # some match had teams with different returns
         self._rng = np.random.default_rng(c.seed)
         self._pool = Pool(self._policies, self.payoff, self.ratings)
         self._strategy = self._make_strategy()
@@ -562,36 +577,39 @@ class League:
         layout = self.layout
         n = len(layout.seats)
         if result.env_id != env_id:
-            raise ValueError(f"report for env {env_id} carries a result of env {result.env_id}")
+            raise MappingError(f"report for env {env_id} carries a result of env {result.env_id}")
         for name, values in (("policies", result.policies), ("returns", result.returns)):
             if len(values) != n:
-                raise ValueError(
+                raise MappingError(
                     f"match result of env {env_id} has {len(values)} {name}, expected {n}: "
                     f"one per seat {list(layout.seats)}"
                 )
         for seat, role, pid in zip(layout.seats, layout.roles, result.policies, strict=True):
             record = self._policies.get(pid) or self._retired.get(pid)
             if record is None:
-                raise ValueError(
+                raise MappingError(
                     f"match result of env {env_id} names unknown policy {pid!r} in seat {seat!r}"
                 )
             if record.role != role:
-                raise ValueError(
+                raise MappingError(
                     f"match result of env {env_id}: policy {pid!r} (role {record.role!r}) "
                     f"sat in seat {seat!r} of role {role!r}"
                 )
         if result.team_returns is None:
             team_returns = layout.team_returns(result.returns)
         elif len(result.team_returns) != len(layout.team_names):
-            raise ValueError(
+            raise MappingError(
                 f"match result of env {env_id} has {len(result.team_returns)} team returns, "
                 f"expected {len(layout.team_names)}: one per team {list(layout.team_names)}"
             )
         else:
             team_returns = [float(r) for r in result.team_returns]
         if not all(math.isfinite(r) for r in team_returns):
-            raise ValueError(f"match result of env {env_id} has non-finite returns {team_returns}")
+            raise MappingError(
+                f"match result of env {env_id} has non-finite returns {team_returns}"
+            )
 
+        self._count_returns(result.policies, team_returns)
         ranks = team_ranks(team_returns)
         teams = layout.team_policies(result.policies)
         self.ratings.update(teams, ranks)
@@ -609,6 +627,30 @@ class League:
             result.step, env_id, layout.seats, result.policies, team_returns, ranks, league_roles
         )
         self._mapping.report(env_id, result)
+
+    def _count_returns(self, policies: Sequence[str], team_returns: list[float]) -> None:
+        """Each policy's team return per match (Welford's running mean and variance): the
+        leaderboard's ranking when matches are not contests."""
+        if len(set(team_returns)) > 1:
+            self._contested = True
+        seen = set()
+        for team, pid in zip(self.layout.team_of, policies, strict=True):
+            if (team, pid) in seen:
+                continue
+            seen.add((team, pid))
+            stats = self._returns.setdefault(pid, [0.0, 0.0, 0.0])
+            stats[0] += 1
+            delta = team_returns[team] - stats[1]
+            stats[1] += delta / stats[0]
+            stats[2] += delta * (team_returns[team] - stats[1])
+
+    @property
+    def ranked_by(self) -> str:
+        """ "rating" when matches are contests; "return" when they are not: every seat on
+        one team (cooperative), one seat (single-agent), or every match so far a tie."""
+        if len(self.layout.team_names) == 1 or (self._returns and not self._contested):
+            return "return"
+        return "rating"
 
     def _count_since_snapshot(self, team: list[str], opponents: list[str], score: float) -> None:
         # A plain learner's win-rate rule counts games against what matters: learners
@@ -662,11 +704,19 @@ class League:
                     "opp_avg": s.opp_avg if s else math.nan,
                     "parent": record.parent,
                     "step": record.step,
+                    **_return_columns(self._returns.get(pid)),
                 }
             )
         board = pd.DataFrame(rows, columns=[c for c in LEADERBOARD_COLUMNS if c != "rank"])
-        board = board.sort_values("rating", ascending=False, na_position="last", kind="stable")
-        board.insert(0, "rank", np.arange(1, len(board) + 1))
+        ranked_by = self.ranked_by
+        key = "rating" if ranked_by == "rating" else "mean_return"
+        board = board.sort_values(key, ascending=False, na_position="last", kind="stable")
+        # One ranking per seat role: an adversary and a prey are not rated against
+        # each other's kind, so they are not ranked on one list either.
+        order = {role: k for k, role in enumerate(dict.fromkeys(self.layout.roles))}
+        board = board.sort_values("role", key=lambda r: r.map(order), kind="stable")
+        board.insert(0, "rank", board.groupby("role", sort=False).cumcount().to_numpy() + 1)
+        board["ranked_by"] = ranked_by
         return board.reset_index(drop=True).astype(
             {"games": int, "wins": int, "draws": int, "losses": int, "step": int}
         )
@@ -700,6 +750,7 @@ class League:
                 "strategy": self._strategy.state_dict(),
             },
             "matches_written": self._matches.written + len(self._matches.pending),
+            "returns": {"by_policy": self._returns, "contested": self._contested},
         }
 
     def save(self, run_dir: str | os.PathLike[str]) -> None:
@@ -750,6 +801,9 @@ class League:
             league._rng.bit_generator.state = state["matchmaking"]["rng"]
             league._strategy.load_state_dict(state["matchmaking"]["strategy"])
             league._matches = MatchLog(int(state["matches_written"]), run_dir / MATCHES_FILE)
+            returns = state.get("returns", {"by_policy": {}, "contested": True})
+            league._returns = {p: [float(x) for x in v] for p, v in returns["by_policy"].items()}
+            league._contested = bool(returns["contested"])
             missing = [p for p in league._policies if p not in league.ratings]
             if missing:
                 raise ValueError(f"policies {missing} have no ratings")

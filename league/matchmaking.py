@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from league.errors import ConfigError, MappingError
 from league.payoff import Payoff
 from league.policies import PolicyRecord
 from league.ratings import Ratings
@@ -37,7 +38,7 @@ WEIGHTINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def check_weighting(weighting: str) -> None:
     """ValueError unless `weighting` names a PFSP weighting."""
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"pfsp weighting {weighting!r} is unknown; valid: {list(WEIGHTINGS)}")
+        raise ConfigError(f"pfsp weighting {weighting!r} is unknown; valid: {list(WEIGHTINGS)}")
 
 
 def pfsp_weights(win_rates: np.ndarray, weighting: str) -> np.ndarray:
@@ -126,17 +127,17 @@ class SeatLayout:
         seat -> team, or None for one team per seat."""
         seat_names, roles = [str(s) for s in seat_names], [str(r) for r in roles]
         if not seat_names:
-            raise ValueError("a league needs at least one seat")
+            raise ConfigError("a league needs at least one seat")
         if len(set(seat_names)) != len(seat_names):
-            raise ValueError(f"seat names must be unique, got {seat_names}")
+            raise ConfigError(f"seat names must be unique, got {seat_names}")
         if len(roles) != len(seat_names):
-            raise ValueError(
+            raise ConfigError(
                 f"{len(roles)} roles for {len(seat_names)} seats {seat_names}: "
                 "give one role per seat"
             )
         for name in seat_names + roles:
             if not name or any(c in name for c in ";,\n\r"):
-                raise ValueError(f"seat or role name {name!r} must be non-empty without ';', ','")
+                raise ConfigError(f"seat or role name {name!r} must be non-empty without ';', ','")
         if teams is None:
             resolved = list(seat_names)
         elif callable(teams):
@@ -145,7 +146,7 @@ class SeatLayout:
             missing = [s for s in seat_names if s not in teams]
             unknown = [s for s in teams if s not in seat_names]
             if missing or unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"teams= must name a team for every seat of {seat_names}: "
                     f"missing {missing}, unknown seats {unknown}"
                 )
@@ -172,19 +173,19 @@ class SeatLayout:
         """`ids` as a list, or ValueError naming the env, seat or policy at fault."""
         ids = list(ids)
         if len(ids) != len(self.seats):
-            raise ValueError(
+            raise MappingError(
                 f"mapping returned {len(ids)} policy ids for env {env_id}, expected "
                 f"{len(self.seats)} (one per seat: {list(self.seats)})"
             )
         for seat, role, pid in zip(self.seats, self.roles, ids, strict=True):
             record = policies.get(pid)
             if record is None:
-                raise ValueError(
+                raise MappingError(
                     f"mapping assigned unknown policy {pid!r} to seat {seat!r} of env {env_id}; "
                     f"known policies: {list(policies)}"
                 )
             if record.role != role:
-                raise ValueError(
+                raise MappingError(
                     f"mapping assigned policy {pid!r} (role {record.role!r}) to seat {seat!r} "
                     f"(role {role!r}) of env {env_id}: a policy only sits in seats of its role"
                 )
@@ -202,7 +203,7 @@ class Pool:
     def of_role(self, role: str) -> list[str]:
         ids = [p for p, r in self.policies.items() if r.role == role]
         if not ids:
-            raise ValueError(
+            raise MappingError(
                 f"no policy of role {role!r} to seat: add one with add_learner or add_fixed"
             )
         return ids
@@ -476,16 +477,16 @@ def check_mix(mix: Mapping[str, float]) -> None:
     """ValueError unless `mix` maps strategy names in MIXABLE to probabilities summing to 1."""
     valid = list(MIXABLE)
     if not mix:
-        raise ValueError(f"mix is empty: give probabilities for some of {valid}")
+        raise ConfigError(f"mix is empty: give probabilities for some of {valid}")
     unknown = [s for s in mix if s not in valid]
     if unknown:
-        raise ValueError(f"mix strategies {unknown} are unknown; valid: {valid}")
+        raise ConfigError(f"mix strategies {unknown} are unknown; valid: {valid}")
     negative = {s: p for s, p in mix.items() if not p >= 0}
     if negative:
-        raise ValueError(f"mix probabilities must be >= 0, got {negative}")
+        raise ConfigError(f"mix probabilities must be >= 0, got {negative}")
     total = float(sum(mix.values()))
     if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"mix probabilities {dict(mix)} sum to {total:g}; they must sum to 1")
+        raise ConfigError(f"mix probabilities {dict(mix)} sum to {total:g}; they must sum to 1")
 
 
 def make_strategy(

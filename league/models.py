@@ -20,6 +20,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from league.errors import ConfigError
+
 # Finite rather than -inf: softmax gives an exact 0 for these entries and
 # 0 * MASKED_LOGIT stays 0 in the entropy, where 0 * -inf would be NaN.
 MASKED_LOGIT = -1e9
@@ -43,7 +45,7 @@ SUPPORTED_ACTIONS = (
 )
 
 
-class UnsupportedSpaceError(ValueError):
+class UnsupportedSpaceError(ConfigError):
     """Raised when no model here can handle a space; the message names the space and
     lists the supported ones."""
 
@@ -258,7 +260,7 @@ def pick_encoder(space: spaces.Space, encoder: str = "auto", where: str | None =
     board CNN is chosen by name (docs/algorithms.md). Naming one checks it fits.
     """
     if encoder not in ENCODERS:
-        raise ValueError(f"encoder={encoder!r} is unknown; valid: {list(ENCODERS)}")
+        raise ConfigError(f"encoder={encoder!r} is unknown; valid: {list(ENCODERS)}")
     fits = {"cnn": is_image_space(space), "board": is_board_space(space), "mlp": True}
     if encoder == "auto":
         return "cnn" if fits["cnn"] else "mlp"
@@ -268,7 +270,7 @@ def pick_encoder(space: spaces.Space, encoder: str = "auto", where: str | None =
             "cnn": f"a 2-D or 3-D Box of at least {NATURE_CNN_MIN_SIZE}x{NATURE_CNN_MIN_SIZE}",
             "board": "a 3-D (H, W, C) Box",
         }[encoder]
-        raise ValueError(f"{prefix}encoder={encoder!r} needs {need}, not {space}")
+        raise ConfigError(f"{prefix}encoder={encoder!r} needs {need}, not {space}")
     return encoder
 
 

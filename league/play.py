@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 import wrappers
+from league.errors import ConfigError
 
 
 def render_board(obs: np.ndarray, marks: tuple[str, str] = ("X", "O")) -> str:
@@ -40,11 +41,14 @@ def play_terminal(
     human_seat: int = 0,
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
+    env_fn: Any = None,
 ) -> int:
-    """Play one game; returns 0. `read`/`write` default to the terminal."""
-    env = wrappers.multiagent(run.config.env, env_kwargs=run.config.env_kwargs or None)
+    """Play one game; returns 0. `read`/`write` default to the terminal; `env_fn` (default:
+    the run's recorded env) builds the env."""
+    env_fn = env_fn if env_fn is not None else run.config.env
+    env = wrappers.multiagent(env_fn, env_kwargs=run.config.env_kwargs or None)
     if not 0 <= human_seat < env.num_agents:
-        raise ValueError(f"seat {human_seat} does not exist; seats: {env.possible_agents}")
+        raise ConfigError(f"seat {human_seat} does not exist; seats: {env.possible_agents}")
     opponent = run.policy(policy_id)
     obs, infos = env.reset()
     write(f"You are seat {human_seat} ({env.possible_agents[human_seat]}) against {policy_id}.")

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from league._io import atomic_write_bytes, atomic_write_text
+from league.errors import LeagueError
 
 STATE_FILE = "league.json"
 BACKUP_FILE = "league.json.bak"
@@ -48,7 +49,7 @@ STATE_SECTIONS = (
 )
 
 
-class LeagueStateError(ValueError):
+class LeagueStateError(LeagueError, ValueError):
     """A league.json that cannot be read back: missing, corrupted, truncated or inconsistent."""
 
 

@@ -10,7 +10,9 @@ that earned it. docs/contract.md is the full statement of the contract.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -213,7 +215,12 @@ class _PettingZooEnv(MultiAgentEnv):
     def __init__(self, env: AECEnv | ParallelEnv, **opts: Any) -> None:
         self._env = env
         name = _env_name(env)
-        seats = list(env.possible_agents)
+        seats = list(getattr(env, "possible_agents", None) or [])
+        if not seats:
+            raise EnvError(
+                f"env {name!r} has no agents (its possible_agents is empty): there is no seat "
+                "to play; check the env's arguments"
+            )
         spaces = [seat_space(a, env.observation_space(a), env.action_space(a), name) for a in seats]
         super().__init__(name, seats, spaces, **opts)
         self._index = {a: i for i, a in enumerate(seats)}
@@ -526,7 +533,7 @@ def make_env(env_or_fn: Any, env_kwargs: dict[str, Any] | None = None) -> Any:
     try:
         env = env_or_fn(**kwargs)
     except TypeError as err:
-        raise EnvError(f"calling {env_or_fn!r} to build the env failed: {err}") from err
+        raise _build_error(env_or_fn, kwargs, err) from err
     if not _is_env(env):
         raise EnvError(
             f"{getattr(env_or_fn, '__name__', env_or_fn)!r} returned {type(env).__name__}, "
@@ -534,6 +541,55 @@ def make_env(env_or_fn: Any, env_kwargs: dict[str, Any] | None = None) -> Any:
             "is_multiagent=True"
         )
     return env
+
+
+def _build_error(
+    fn: Any, kwargs: dict[str, Any], err: TypeError, name: str | None = None
+) -> EnvError:
+    """EnvError for an env constructor that refused its arguments, naming the ones it takes."""
+    if name is None:
+        qualname = getattr(fn, "__qualname__", "") or repr(fn)
+        name = qualname if "<locals>" not in qualname else getattr(fn, "__name__", qualname)
+        name = f"{getattr(fn, '__module__', '')}.{name}".lstrip(".")
+    params = env_parameters(fn)
+    if kwargs and params is not None:
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            return EnvError(
+                f"env {name!r} has no parameter(s) {unknown} (from env_kwargs); its "
+                f"parameters are: {', '.join(params) or 'none'}"
+            )
+    return EnvError(f"calling {name!r} to build the env failed: {err}")
+
+
+def env_parameters(fn: Any) -> list[str] | None:
+    """The keyword parameters an env constructor takes. PettingZoo's `env()` and
+    `parallel_env()` take **kwargs and pass them to their module's `raw_env`: its own
+    parameters are the ones that count. None when they cannot be told."""
+    candidates = [fn]
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    for cell in getattr(fn, "__closure__", None) or ():
+        candidates.append(cell.cell_contents)
+    for candidate in list(candidates):
+        home = sys.modules.get(getattr(candidate, "__module__", "") or "")
+        if home is not None and isinstance(getattr(home, "raw_env", None), type):
+            candidates.append(home.raw_env)
+    if module is not None and isinstance(getattr(module, "raw_env", None), type):
+        candidates.append(module.raw_env)
+    for candidate in candidates:
+        try:
+            target = candidate.__init__ if isinstance(candidate, type) else candidate
+            signature = inspect.signature(target)
+        except (TypeError, ValueError):
+            continue
+        params = [
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        if params or not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            return params
+    return None
 
 
 def _is_env(obj: Any) -> bool:
@@ -562,10 +618,17 @@ def _make_from_string(spec: str, kwargs: dict[str, Any]) -> Any:
 
     if spec.startswith("atari/"):
         kwargs.setdefault("auto_rom_install_path", _ale_rom_path())
-    if spec in pettingzoo.parallel_registry:
-        return pettingzoo.make("parallel", spec, **kwargs)
-    if spec in pettingzoo.aec_registry:
-        return pettingzoo.make("aec", spec, **kwargs)
+    for kind, registry in (
+        ("parallel", pettingzoo.parallel_registry),
+        ("aec", pettingzoo.aec_registry),
+    ):
+        if spec in registry:
+            try:
+                return pettingzoo.make(kind, spec, **kwargs)
+            except TypeError as err:
+                module_name, _, attr = registry[spec].entry_point.partition(":")
+                fn = getattr(importlib.import_module(module_name), attr)
+                raise _build_error(fn, kwargs, err, name=spec) from err
     if spec in gymnasium.registry:
         return gymnasium.make(spec, **kwargs)
     if "." in spec or ":" in spec:

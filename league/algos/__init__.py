@@ -15,6 +15,7 @@ from league.algos.a2c import A2C, A2CConfig
 from league.algos.base import Algorithm, Batch, FrozenPolicy, NonFiniteLossError, compute_gae
 from league.algos.dqn import DQN, DQNConfig
 from league.algos.ppo import PPO, PPOConfig
+from league.errors import ConfigError
 
 ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 
@@ -37,7 +38,7 @@ def make_algorithm(
     """
     key = name.lower() if isinstance(name, str) else name
     if key not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; valid names: {', '.join(ALGORITHMS)}")
+        raise ConfigError(f"unknown algorithm {name!r}; valid names: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[key](observation_space, action_space, config, device, seed, where)
 
 

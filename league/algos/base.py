@@ -19,6 +19,8 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from league.errors import ConfigError
+
 Batch = Mapping[str, np.ndarray]
 Interrupt = Callable[[], bool]
 # Values a run may change while a learner trains (PBT): learning rate, loss weights,
@@ -61,7 +63,7 @@ def parse_config(config_class: type[ConfigT], config: Any, algorithm: str) -> Co
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
+            raise ConfigError(
                 f"unknown {algorithm} config key {key!r}.{hint} "
                 f"Valid keys of {config_class.__name__}: {', '.join(fields)}"
             )
@@ -71,7 +73,7 @@ def parse_config(config_class: type[ConfigT], config: Any, algorithm: str) -> Co
 def check_config(condition: bool, algorithm: str, message: str) -> None:
     """Config validation helper used by each config's __post_init__."""
     if not condition:
-        raise ValueError(f"{algorithm} config: {message}")
+        raise ConfigError(f"{algorithm} config: {message}")
 
 
 def compute_gae(

@@ -86,7 +86,11 @@ class Loop:
         self._clock = (self.budget.started, self.state.elapsed, self.state.env_steps)
         self._single: dict[str, SingleActing] = {}
         self.collector = Collector(
-            vec, self._mapping(), self._actors(), env_batches=trainer.plan.batches
+            vec,
+            self._mapping(),
+            self._actors(),
+            env_batches=trainer.plan.batches,
+            check_masks=self.config.illegal_actions == "raise",
         )
         self.collector.env_steps = self.state.env_steps
         self.collector.dropped_episodes = self.state.dropped_episodes
@@ -103,11 +107,11 @@ class Loop:
             buffer = SampleBuffer(keep_next_obs=not self.population[policy_id].on_policy)
             if isinstance(unit, StackUnit):
                 return Actor(policy_id, unit.bank, unit.index[policy_id], buffer)
-            acting = SingleActing(self._acting_policy(policy_id), learns=True)
+            acting = SingleActing(self._acting_policy(policy_id), learns=True, policy_id=policy_id)
             return Actor(policy_id, acting, 0, buffer)
         if isinstance(payload, BankSnapshot):
             return Actor(policy_id, payload.bank, payload.row)
-        return Actor(policy_id, SingleActing(payload))
+        return Actor(policy_id, SingleActing(payload, policy_id=policy_id))
 
     def _actors(self) -> dict[str, Actor]:
         return {

@@ -1,7 +1,12 @@
-"""What a run reports while it trains: TensorBoard scalars and the progress bar, as observers."""
+"""What a run reports while it trains: TensorBoard scalars, the progress bar and
+history.csv (ratings and returns over time, which `league plot` draws), as observers."""
 
 from __future__ import annotations
 
+import csv
+import math
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,3 +107,68 @@ class ProgressBar(Observer):
     def on_stop(self, trainer: Trainer, reason: str) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+HISTORY_FILE = "history.csv"
+HISTORY_COLUMNS = (
+    "env_steps",
+    "seconds",
+    "policy",
+    "kind",
+    "rating",
+    "err_lo",
+    "err_hi",
+    "games",
+    "episode_return",
+    "episodes",
+)
+
+
+class History(Observer):
+    """At every checkpoint, one row per policy in `history.csv`: its ML Elo with error
+    bars and games so far, and its mean episode return since the last checkpoint."""
+
+    def __init__(self) -> None:
+        self.returns: dict[str, list[float]] = {}
+
+    def on_iteration(self, trainer: Trainer) -> None:
+        for pid, returns in trainer.last_iteration.returns.items():
+            self.returns.setdefault(pid, []).extend(returns)
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        board = trainer.league.leaderboard()
+        path = Path(trainer.run_dir.path) / HISTORY_FILE
+        new = not path.exists()
+        rows = []
+        for row in board.itertuples():
+            returns = self.returns.get(row.policy, [])
+            rows.append(
+                [
+                    trainer.state.env_steps,
+                    round(trainer.state.elapsed, 2),
+                    row.policy,
+                    row.kind,
+                    _round(row.rating),
+                    _round(row.err_lo),
+                    _round(row.err_hi),
+                    row.games,
+                    _round(float(np.mean(returns))) if returns else "",
+                    len(returns),
+                ]
+            )
+        self.returns.clear()
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            if new:
+                writer.writerow(HISTORY_COLUMNS)
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _round(value: float) -> float | str:
+    return (
+        ""
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else round(float(value), 3)
+    )

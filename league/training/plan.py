@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,7 +311,8 @@ def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
     elif config.policies is None:
         for role in role_names:
             for k in range(config.num_policies):
-                pid = f"p{k}" if len(role_names) == 1 else f"{role}_{k}"
+                # "agent_0" would name a seat of simple_tag: learner ids never do.
+                pid = f"p{k}" if len(role_names) == 1 else f"{role}_p{k}"
                 entries.append({"id": pid, "role": role, "algo": "ppo"})
     else:
         for k, entry in enumerate(config.policies):
@@ -326,7 +328,19 @@ def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
     ids = [e["id"] for e in entries]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"policy ids must be unique, got {ids}")
+    check_ids_are_not_seats(ids, env)
     return [_spec(config, env, i, entry) for i, entry in enumerate(entries)]
+
+
+def check_ids_are_not_seats(ids: list[str], env: EnvInfo) -> None:
+    """A policy named like a seat ("agent_0") reads as that seat everywhere (matches.csv,
+    the leaderboard): refused, with the seats to avoid."""
+    clash = [pid for pid in ids if pid in env.seats]
+    if clash:
+        raise ConfigError(
+            f"policy ids {clash} are seat names of env {env.name!r}; give policies ids that "
+            f"differ from its seats {env.seats}"
+        )
 
 
 def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) -> LearnerSpec:
@@ -387,12 +401,32 @@ def check_batch_rule(config: TrainConfig, num_learners: int, decisions_per_step:
 
 
 def env_reference(env_fn: Any) -> str | None:
-    """A string that rebuilds the env (registry id or import path), if there is one."""
+    """A string that rebuilds the env (registry id or import path "module:attribute"), if
+    there is one. PettingZoo's `parallel_env` functions are closures made elsewhere
+    (`parallel_wrapper_fn.<locals>.par_fn`): they are found by identity among the
+    attributes of loaded modules of the same package."""
     if isinstance(env_fn, str):
         return env_fn
     if hasattr(env_fn, "__spec__") and hasattr(env_fn, "__name__"):  # a module
         return env_fn.__name__
     module, name = getattr(env_fn, "__module__", None), getattr(env_fn, "__qualname__", "")
-    if module and name and "<" not in name and module != "__main__":
+    if not module or module == "__main__":
+        return None
+    if name and "<" not in name:
         return f"{module}:{name}"
-    return None
+    packages = {module.split(".")[0]}
+    for cell in getattr(env_fn, "__closure__", None) or ():
+        inner = getattr(cell.cell_contents, "__module__", None)
+        if inner:
+            packages.add(inner.split(".")[0])
+    found = [
+        (len(mod_name), mod_name, attr)
+        for mod_name, mod in list(sys.modules.items())
+        if mod is not None and mod_name.split(".")[0] in packages
+        for attr in ("parallel_env", "env", "raw_env")
+        if getattr(mod, attr, None) is env_fn
+    ]
+    if not found:
+        return None
+    _, mod_name, attr = min(found)
+    return f"{mod_name}:{attr}"

@@ -21,7 +21,7 @@ import torch
 
 import wrappers
 from league.config import TrainConfig
-from league.errors import EXPECTED_ERRORS, RunDirError
+from league.errors import EXPECTED_ERRORS, ConfigError, RunDirError
 from league.ladder import LadderEvaluation, ladder_rungs
 from league.manager import League
 from league.pbt import PBT, PBTConfig
@@ -29,9 +29,15 @@ from league.policies import CallablePolicy, RandomPolicy
 from league.policy_handle import PolicyHandle
 from league.training import ray_backend
 from league.training.loop import AsyncLoop, IterationInfo, Loop, SyncLoop, TrainingState
-from league.training.metrics import ProgressBar, TensorBoard
+from league.training.metrics import History, ProgressBar, TensorBoard
 from league.training.observers import Observer, Observers
-from league.training.plan import EnvInfo, available_cores, env_reference, make_plan
+from league.training.plan import (
+    EnvInfo,
+    available_cores,
+    check_ids_are_not_seats,
+    env_reference,
+    make_plan,
+)
 from league.training.population import Population
 from league.training.run_dir import RunDir
 from league.training.signals import StopSignals
@@ -102,7 +108,7 @@ class Trainer:
         self.resumed = resume is not None
         if self.resumed:
             self._restore()
-        self.observers = Observers(observers)
+        self.observers = Observers([History(), *observers])
         if self.config.pbt:
             self.observers.add(PBT(PBTConfig.from_value(self.config.pbt), pbt_objective))
         if self.config.ladder_seconds and len(env.role_names) == 1:
@@ -125,6 +131,7 @@ class Trainer:
         self.loop: Loop | None = None
         self.last_iteration = IterationInfo()
         self._last_checkpoint = time.monotonic()
+        self._announced_ties = False
 
     # -- building ------------------------------------------------------------
 
@@ -141,12 +148,16 @@ class Trainer:
             league.add_learner(spec.id, spec.role, algo=spec.algo, league_role=spec.league_role)
         for name in config.opponents:
             if name != "random":
-                raise ValueError(f"opponents: unknown fixed policy {name!r}; available: ['random']")
+                raise ConfigError(
+                    f"opponents: unknown fixed policy {name!r}; available: ['random'] (your own "
+                    "go in fixed_policies=)"
+                )
             for role in env.role_names:
                 pid = "random" if len(env.role_names) == 1 else f"random_{role}"
                 obs_space, action_space = env.spaces[role]
                 random = RandomPolicy(action_space, seed=config.seed, observation_space=obs_space)
                 league.add_fixed(pid, role, random)
+        check_ids_are_not_seats(list(self.fixed_policies), env)
         for pid, fn in self.fixed_policies.items():
             role = getattr(fn, "role", None) or env.roles[0]
             league.add_fixed(pid, role, fn if hasattr(fn, "act") else CallablePolicy(fn))
@@ -206,7 +217,7 @@ class Trainer:
             print(f"league: resuming {self.run_dir} at {self.state.env_steps:,} env steps")
         else:
             print(f"league: training {self.plan.env.name} into {self.run_dir}")
-        for note in [*self.plan.notes, self.population.describe()]:
+        for note in [*self.plan.notes, self.population.describe(), *self._contest_notes()]:
             print(f"league: {note}")
         if config.tensorboard:
             self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
@@ -220,6 +231,7 @@ class Trainer:
             ordered=ordered,
             backend="ray" if config.backend == "ray" else "auto",
             pad=config.pad,
+            illegal_actions=config.illegal_actions,
             env_kwargs=config.env_kwargs or None,
         )
         reason = "error"
@@ -258,6 +270,25 @@ class Trainer:
                 raise KeyboardInterrupt
             raise SystemExit(143)
         return reason
+
+    def _contest_notes(self) -> list[str]:
+        layout = self.league.layout
+        if len(layout.team_names) > 1:
+            return []
+        what = "one seat" if len(layout.seats) == 1 else "every seat on one team"
+        notes = [
+            f"{self.plan.env.name} has {what}: its matches are not contests, so the "
+            "leaderboard ranks policies by mean episode return (with a 95% interval), not by "
+            "rating"
+        ]
+        fixed = [p for p, r in self.league.policies.items() if r.kind == "fixed"]
+        if fixed and len(layout.seats) > 1:
+            notes.append(
+                f"warning: fixed policies {fixed} (opponents={self.config.opponents}) will "
+                "play seats of the learners' own team, which only adds noise to a cooperative "
+                "env; pass opponents=[] to train without them"
+            )
+        return notes
 
     def _recv_schedule(self) -> tuple[int | None, bool]:
         """(envs per recv, ordered): with workers, act on some envs while the others
@@ -329,6 +360,17 @@ class Trainer:
 
     def checkpoint(self) -> None:
         """Write every learner, then the league, then trainer.json (the commit point)."""
+        if (
+            not self._announced_ties
+            and len(self.league.layout.team_names) > 1
+            and self.league.ranked_by == "return"
+        ):
+            self._announced_ties = True
+            print(
+                "league: every match so far ended with all seats level (a cooperative env?): "
+                "the leaderboard ranks policies by mean episode return until one does not; "
+                "pass teams= to put cooperating seats on one team"
+            )
         files, steps = {}, {}
         for pid in self.population.ids:
             with self.loop.consistent(pid):
