@@ -419,7 +419,7 @@ class Collector:
         if not isinstance(space, gym_spaces.Discrete):
             return array
         if not np.array_equal(array, np.round(array)):
-            bad = array[array != np.round(array)][0]
+            bad = array[array != np.round(array)][0].item()
             raise PolicyError(
                 f"{where} returned action {bad!r} for {space}: actions of a Discrete space "
                 "are whole numbers (it would have been cut to an integer)"
@@ -427,7 +427,9 @@ class Collector:
         index = array.astype(np.int64) - int(space.start)
         outside = (index < 0) | (index >= space.n)
         if outside.any():
-            raise PolicyError(f"{where} returned action {array[outside][0]!r}, outside {space}")
+            raise PolicyError(
+                f"{where} returned action {array[outside][0].item()!r}, outside {space}"
+            )
         if self.check_masks and mask is not None:
             forbidden = ~mask[np.arange(len(index)), index]
             if forbidden.any():

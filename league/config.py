@@ -202,6 +202,11 @@ class TrainConfig:
         "models train fastest on one thread; more threads only add contention.",
     )
     tensorboard: bool = option(True, "Write TensorBoard scalars under ``<run_dir>/tb``.")
+    plots: bool = option(
+        True,
+        "At the end of a run that trained a minute or more, draw ratings.png, payoff.png, "
+        "returns.png and ladder.png into the run directory (also: ``league plot RUN``).",
+    )
     progress: bool = option(True, "Show a progress bar.")
 
     def __post_init__(self) -> None:

@@ -39,12 +39,13 @@ def play_terminal(
     run: Any,
     policy_id: str,
     human_seat: int = 0,
-    read: Callable[[str], str] = input,
+    read: Callable[[str], str] | None = None,
     write: Callable[[str], None] = print,
     env_fn: Any = None,
 ) -> int:
     """Play one game; returns 0. `read`/`write` default to the terminal; `env_fn` (default:
     the run's recorded env) builds the env."""
+    read = read or input
     env_fn = env_fn if env_fn is not None else run.config.env
     env = wrappers.multiagent(env_fn, env_kwargs=run.config.env_kwargs or None)
     if not 0 <= human_seat < env.num_agents:

@@ -172,3 +172,20 @@ def _round(value: float) -> float | str:
         if value is None or (isinstance(value, float) and math.isnan(value))
         else round(float(value), 3)
     )
+
+
+class Plots(Observer):
+    """At the end of a run that trained `min_seconds` or more, `league.plots.plot_run`
+    draws its ratings, payoff, returns and ladder as PNGs in the run directory."""
+
+    def __init__(self, min_seconds: float = 60.0) -> None:
+        self.min_seconds = min_seconds
+
+    def on_stop(self, trainer: Trainer, reason: str) -> None:
+        if trainer.state.elapsed < self.min_seconds:
+            return
+        from league.plots import plot_run
+
+        paths = plot_run(trainer.run_dir.path)
+        if paths:
+            print(f"league: plots in {trainer.run_dir}: {', '.join(p.name for p in paths)}")

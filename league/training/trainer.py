@@ -29,7 +29,7 @@ from league.policies import CallablePolicy, RandomPolicy
 from league.policy_handle import PolicyHandle
 from league.training import ray_backend
 from league.training.loop import AsyncLoop, IterationInfo, Loop, SyncLoop, TrainingState
-from league.training.metrics import History, ProgressBar, TensorBoard
+from league.training.metrics import History, Plots, ProgressBar, TensorBoard
 from league.training.observers import Observer, Observers
 from league.training.plan import (
     EnvInfo,
@@ -122,6 +122,8 @@ class Trainer:
                     self.config.ladder_top,
                 )
             )
+        if self.config.plots:
+            self.observers.add(Plots())
         if self.resumed:
             self._restore_observers()
         self.tensorboard: TensorBoard | None = None

@@ -1,0 +1,250 @@
+"""What users hit: runs that reopen from every CLI command, one-line errors naming the
+culprit, leaderboards by role, games that are not contests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TinyParallelEnv
+from gymnasium import spaces
+
+import league
+from league.errors import ConfigError, PolicyError
+from wrappers.errors import EnvError
+
+TTT = "classic/tictactoe-v3"
+FAST = dict(num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _league(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "league", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _one_line_error(out: subprocess.CompletedProcess, *parts: str) -> None:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def rps_run(tmp_path_factory) -> Path:
+    """A run trained from PettingZoo's own `rps_v2.parallel_env`, a closure."""
+    from pettingzoo.classic import rps_v2
+
+    path = tmp_path_factory.mktemp("rps") / "run"
+    league.train(
+        rps_v2.parallel_env,
+        num_policies=2,
+        num_envs=8,
+        rollout=16,
+        batch_size=256,
+        total_steps=1_024,
+        run_dir=str(path),
+        progress=False,
+        tensorboard=False,
+        checkpoint_seconds=0.5,
+    )
+    return path
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`python -m league ARGS` in this process (the same `main`, without a new interpreter)."""
+    from league.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_run_of_a_parallel_env_function_reopens_from_every_command(
+    rps_run: Path, capsys, monkeypatch
+):
+    config = json.loads((rps_run / "config.json").read_text())
+    assert config["env"].endswith(":parallel_env") and "rps" in config["env"]
+    code, out, _ = cli(capsys, "leaderboard", str(rps_run))
+    assert code == 0 and "p0" in out
+    code, out, _ = cli(capsys, "eval", str(rps_run), "--games", "10")
+    assert code == 0 and "10 games" in out
+    code, out, _ = cli(capsys, "eval", str(rps_run), "--ladder", "--games", "10")
+    assert code == 0 and "| random | 10 |" in out
+    monkeypatch.setattr("builtins.input", lambda prompt="": "0")
+    code, out, _ = cli(capsys, "play", str(rps_run))
+    assert code == 0 and any(word in out for word in ("You win", "You lose", "Draw"))
+    code, out, _ = cli(capsys, "plot", str(rps_run), "--out", str(rps_run / "png"))
+    assert code == 0 and "ratings.png" in out
+
+
+def test_a_run_of_an_env_that_cannot_be_named_asks_for_env(tmp_path: Path, capsys):
+    from pettingzoo.classic import rps_v2
+
+    league.train(
+        lambda: rps_v2.parallel_env(),
+        num_policies=2,
+        num_envs=8,
+        rollout=16,
+        batch_size=128,
+        total_steps=256,
+        run_dir=str(tmp_path),
+        progress=False,
+        tensorboard=False,
+    )
+    assert json.loads((tmp_path / "config.json").read_text())["env"] is None
+    assert cli(capsys, "leaderboard", str(tmp_path))[0] == 0  # no env needed to read
+    code, _, err = cli(capsys, "eval", str(tmp_path), "--games", "4")
+    assert code == 2 and "--env" in err and len(err.strip().splitlines()) == 1
+    env = "pettingzoo.classic.rps_v2"
+    code, out, _ = cli(capsys, "eval", str(tmp_path), "--games", "4", "--env", env)
+    assert code == 0 and "4 games" in out
+
+
+def test_expected_errors_print_one_line_with_the_fix(tmp_path: Path):
+    _one_line_error(_league("train", "classic/nope-v0"), "'classic/nope-v0' names no env")
+    _one_line_error(
+        _league("train", TTT, "--total-steps", "-5", "--run-dir", str(tmp_path / "x")),
+        "total_steps=-5 must be 0 (no limit) or more",
+    )
+    run = tmp_path / "run"
+    league.train(TTT, num_policies=2, total_steps=512, run_dir=str(run), **FAST)
+    (run / "league.json").write_text("{broken")
+    _one_line_error(_league("leaderboard", str(run)), "league.json", "league.json.bak")
+    out = _league("--debug", "leaderboard", str(run))
+    assert out.returncode != 0 and "Traceback" in out.stderr  # --debug shows it
+
+
+def _first_legal(obs, action_mask):
+    return int(np.flatnonzero(action_mask)[0])
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (lambda obs, mask: None, r"policy 'bad' \(seat 'player_\d' of env \d+\) returned \[None"),
+        (lambda obs, mask: 2.7, r"policy 'bad' .* returned action 2.7 for Discrete\(9\)"),
+        (lambda obs, mask: 9, r"policy 'bad' .* returned action 9, outside Discrete\(9\)"),
+        (
+            lambda obs, mask: int(np.flatnonzero(~mask)[0]) if (~mask).any() else 0,
+            r"policy 'bad' chose action \d in seat 'player_\d' of env \d+, which the action mask"
+            r" forbids .*illegal_actions='env'",
+        ),
+    ],
+    ids=["none", "float", "outside", "masked"],
+)
+def test_a_misbehaving_fixed_policy_is_named(tmp_path: Path, policy, message: str):
+    with pytest.raises(PolicyError, match=message):
+        league.train(
+            TTT,
+            num_policies=2,
+            total_steps=4_096,
+            fixed_policies={"bad": policy},
+            run_dir=str(tmp_path),
+            **FAST,
+        )
+
+
+def test_illegal_actions_env_lets_the_env_rule_on_them(tmp_path: Path):
+    def masked(obs, mask):
+        return int(np.flatnonzero(~mask)[0]) if (~mask).any() else int(np.flatnonzero(mask)[0])
+
+    run = league.train(
+        TTT,
+        num_policies=2,
+        total_steps=2_048,
+        fixed_policies={"cheat": masked},
+        illegal_actions="env",
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    assert run.leaderboard().set_index("policy").loc["cheat", "losses"] > 0
+
+
+def test_env_input_errors_name_the_env_and_its_parameters():
+    from pettingzoo.butterfly import pistonball_v6
+
+    with pytest.raises(EnvError, match=r"no parameter\(s\) \['n_pistonz'\].*n_pistons"):
+        league.train(pistonball_v6.parallel_env, env_kwargs={"n_pistonz": 3})
+    with pytest.raises(EnvError, match="has no agents"):
+        league.train(lambda: TinyParallelEnv(spaces.Discrete(2), {}))
+
+
+def test_simple_tag_ranks_each_role_on_its_own(tmp_path: Path):
+    run = league.train(
+        "mpe2.simple_tag_v3",
+        num_policies=2,
+        num_envs=4,
+        rollout=16,
+        batch_size=64,
+        total_steps=256,
+        env_kwargs={"max_cycles": 25},
+        run_dir=str(tmp_path),
+        progress=False,
+        tensorboard=False,
+    )
+    board = run.leaderboard()
+    assert set(board["role"]) == {"adversary", "agent"}
+    for _, rows in board.groupby("role"):
+        assert list(rows["rank"]) == list(range(1, len(rows) + 1))
+    seats = {"adversary_0", "adversary_1", "adversary_2", "agent_0"}
+    assert not seats & set(board["policy"])
+    assert {"adversary_p0", "agent_p0", "random_adversary", "random_agent"} <= set(board["policy"])
+
+
+def test_games_that_are_not_contests_rank_by_return(tmp_path: Path, capsys):
+    run = league.train(
+        "mpe2.simple_spread_v3",
+        num_policies=2,
+        opponents=[],
+        teams={f"agent_{i}": "team" for i in range(3)},
+        num_envs=8,
+        rollout=16,
+        batch_size=192,
+        total_steps=512,
+        env_kwargs={"max_cycles": 25},
+        run_dir=str(tmp_path / "spread"),
+        progress=False,
+        tensorboard=False,
+    )
+    board = run.leaderboard()
+    assert (board["ranked_by"] == "return").all()
+    assert board["mean_return"].notna().all()
+    assert (board["return_lo"] <= board["mean_return"]).all()
+    assert list(board["mean_return"]) == sorted(board["mean_return"], reverse=True)
+    assert "not contests" in capsys.readouterr().out
+    single = league.train(
+        "CartPole-v1",
+        num_policies=2,
+        opponents=[],
+        num_envs=8,
+        rollout=16,
+        batch_size=64,
+        total_steps=256,
+        run_dir=str(tmp_path / "cartpole"),
+        progress=False,
+        tensorboard=False,
+    ).leaderboard()
+    assert (single["ranked_by"] == "return").all() and single["mean_return"].notna().all()
+
+
+def test_fixed_policies_named_like_seats_are_refused(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"policy ids \['player_1'\] are seat names"):
+        league.train(
+            TTT, num_policies=2, fixed_policies={"player_1": _first_legal}, run_dir=str(tmp_path)
+        )
