@@ -43,12 +43,12 @@ from league.policies import PolicyRecord, RandomPolicy
 from league.ratings import Ratings, pairwise_scores, policy_stats, team_ranks
 from league.records import (
     LEADERBOARD_FILE,
-    MATCHES_FILE,
     PAYOFF_FILE,
     STATE_FILE,
     STATE_FORMAT,
     LeagueStateError,
     MatchLog,
+    matches_path,
     read_state,
     state_error,
     write_state,
@@ -800,7 +800,7 @@ class League:
             }
             league._rng.bit_generator.state = state["matchmaking"]["rng"]
             league._strategy.load_state_dict(state["matchmaking"]["strategy"])
-            league._matches = MatchLog(int(state["matches_written"]), run_dir / MATCHES_FILE)
+            league._matches = MatchLog(int(state["matches_written"]), matches_path(run_dir))
             returns = state.get("returns", {"by_policy": {}, "contested": True})
             league._returns = {p: [float(x) for x in v] for p, v in returns["by_policy"].items()}
             league._contested = bool(returns["contested"])

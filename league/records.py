@@ -1,9 +1,13 @@
 """The league's files in a run directory: matches.csv, league.json (+ .bak), and their readers.
 
-- `matches.csv`: one row per reported match, appended when the league is
-  saved. List fields are ';'-joined. `league.json` counts the rows that belong
-  to its state (`matches_written`); rows beyond that count (a crash between the
-  append and the state write) are dropped at the next save into that directory.
+- `matches.csv.gz`: one row per reported match, appended when the league is
+  saved, as one more gzip member per save (a gzip file of several members is
+  one stream to `gzip`, pandas and zcat: ``pd.read_csv("matches.csv.gz")``
+  reads it whole), so a long run's records stay a few MB an hour. List fields
+  are ';'-joined. `league.json` counts the rows that belong to its state
+  (`matches_written`); rows beyond that count (a crash between the append and
+  the state write) are dropped at the next save into that directory. Runs
+  made before compression keep appending to their plain `matches.csv`.
 - `league.json`: the full league state. Written atomically; before each write
   the current file, if it parses, is copied to `league.json.bak`, so a
   corrupted or truncated `league.json` never replaces the last good state.
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -28,7 +33,8 @@ from league.errors import LeagueError
 
 STATE_FILE = "league.json"
 BACKUP_FILE = "league.json.bak"
-MATCHES_FILE = "matches.csv"
+MATCHES_FILE = "matches.csv.gz"
+PLAIN_MATCHES_FILE = "matches.csv"  # runs made before compression
 LEADERBOARD_FILE = "leaderboard.csv"
 PAYOFF_FILE = "payoff.csv"
 STATE_FORMAT = 1
@@ -104,16 +110,18 @@ class MatchLog:
         self.pending.append(row)
 
     def flush(self, run_dir: Path) -> None:
-        """Append the pending rows to `run_dir/matches.csv`."""
-        path = Path(run_dir) / MATCHES_FILE
+        """Append the pending rows to the run's match records."""
+        path = matches_path(run_dir)
         if path != self._synced:
             self._adopt(path)
         new = not path.exists() or path.stat().st_size == 0
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            if new:
-                writer.writerow(MATCH_COLUMNS)
-            writer.writerows(_format_row(row) for row in self.pending)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        if new:
+            writer.writerow(MATCH_COLUMNS)
+        writer.writerows(_format_row(row) for row in self.pending)
+        with open(path, "ab") as f:
+            f.write(_encode(path, text.getvalue()))
             f.flush()
             os.fsync(f.fileno())
         self.written += len(self.pending)
@@ -144,27 +152,41 @@ class MatchLog:
         self.source = path
 
 
+def matches_path(run_dir: str | os.PathLike[str]) -> Path:
+    """The run's match records: matches.csv.gz, or the plain matches.csv of an older run."""
+    plain = Path(run_dir) / PLAIN_MATCHES_FILE
+    return plain if plain.exists() else Path(run_dir) / MATCHES_FILE
+
+
+def _encode(path: Path, text: str) -> bytes:
+    data = text.encode("utf-8")
+    return gzip.compress(data, compresslevel=6, mtime=0) if path.suffix == ".gz" else data
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+
+
 def _header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return next(csv.reader(f), [])
+    return next(csv.reader(io.StringIO(_read_text(path).partition("\n")[0])), [])
 
 
 def _data_lines(path: Path) -> list[str] | None:
     if not path.exists():
         return None
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    return lines[1:]
+    return _read_text(path).splitlines(keepends=True)[1:]
 
 
 def _write_rows(path: Path, rows: list[str]) -> None:
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(MATCH_COLUMNS)
-    atomic_write_text(path, header.getvalue() + "".join(rows))
+    atomic_write_bytes(path, _encode(path, header.getvalue() + "".join(rows)))
 
 
 def read_matches(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """matches.csv with its list fields parsed back into lists."""
-    frame = pd.read_csv(Path(run_dir) / MATCHES_FILE, dtype=str, keep_default_na=False)
+    """The run's match records with their list fields parsed back into lists."""
+    frame = pd.read_csv(matches_path(run_dir), dtype=str, keep_default_na=False)
     frame["step"] = frame["step"].astype(int)
     frame["env_id"] = frame["env_id"].astype(int)
     for column, kind in (

@@ -56,7 +56,7 @@ def test_train_writes_a_complete_run_directory(run_dir: Path):
     for name in (
         "config.json",
         "league.json",
-        "matches.csv",
+        "matches.csv.gz",
         "leaderboard.csv",
         "payoff.csv",
         "trainer.json",

@@ -3,6 +3,7 @@ and corrupted state."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -90,100 +91,41 @@ def test_matches_csv_records_every_match(tmp_path: Path) -> None:
     for _, row in matches.iterrows():
         hunters, prey = row["team_returns"]
         assert row["ranks"] == ([0, 0] if hunters == prey else [0, 1] if hunters > prey else [1, 0])
-    header = (tmp_path / "matches.csv").read_text().splitlines()[0]
+    # Every save appends a gzip member; the file is one stream to gzip and to pandas.
+    header = gzip.decompress((tmp_path / "matches.csv.gz").read_bytes()).decode().splitlines()[0]
     assert header == ",".join(MATCH_COLUMNS)
+    assert len(pd.read_csv(tmp_path / "matches.csv.gz")) == 12
 
 
-def test_rows_past_the_saved_state_are_dropped(tmp_path: Path) -> None:
+def test_older_runs_keep_their_plain_matches_csv(tmp_path: Path) -> None:
     league = build()
-    play(league, 6, seed=6)
+    play(league, 3, seed=12)
     league.save(tmp_path)
-    play(league, 4, seed=7, start_step=300)
-    league.save(tmp_path)
-    # As if the run had crashed after appending the 4 rows but before writing league.json.
-    shutil.copy(tmp_path / "league.json.bak", tmp_path / "league.json")
+    old_columns = MATCH_COLUMNS[:-1]  # before league roles were recorded
+    frame = pd.read_csv(tmp_path / "matches.csv.gz")[list(old_columns)]
+    frame.to_csv(tmp_path / "matches.csv", index=False)
+    (tmp_path / "matches.csv.gz").unlink()
     resumed = League.load(tmp_path)
-    play(resumed, 2, seed=8, start_step=900)
+    play(resumed, 2, seed=13, start_step=400)
     resumed.save(tmp_path)
-    assert read_matches(tmp_path)["step"].tolist() == [0, 25, 50, 75, 100, 125, 900, 925]
+    matches = read_matches(tmp_path)
+    assert len(matches) == 5 and not (tmp_path / "matches.csv.gz").exists()
+    assert tuple(matches.columns) == MATCH_COLUMNS
 
 
-def test_saving_elsewhere_carries_the_earlier_matches(tmp_path: Path) -> None:
-    league = build()
-    play(league, 5, seed=9)
-    league.save(tmp_path / "a")
-    moved = League.load(tmp_path / "a")
-    play(moved, 2, seed=10, start_step=200)
-    moved.save(tmp_path / "b")
-    assert len(read_matches(tmp_path / "b")) == 7
-    assert len(read_matches(tmp_path / "a")) == 5
+def test_match_records_stay_a_few_mb_an_hour(tmp_path: Path) -> None:
+    from league.records import MatchLog
 
-
-def test_leaderboard_and_payoff_csv_round_trip_through_pandas(tmp_path: Path) -> None:
-    league = build()
-    play(league, 25, seed=11)
-    league.save(tmp_path)
-    board = league.leaderboard()
-    assert board["parent"].notna().any() and board["parent"].isna().any()
-    written = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert tuple(written.columns) == LEADERBOARD_COLUMNS
-    pd.testing.assert_frame_equal(written, board)
-    payoff = pd.read_csv(tmp_path / "payoff.csv", index_col="policy")
-    payoff.columns.name = "opponent"
-    pd.testing.assert_frame_equal(payoff, league.payoff_matrix())
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda text: text[: len(text) // 2],  # truncated mid-write
-        lambda text: "\x00" * 40,  # garbage
-        lambda text: "[1, 2, 3]\n",  # valid JSON, not a league
-        lambda text: text.replace('"payoff"', '"payof"'),  # a section missing
-    ],
-)
-def test_a_damaged_league_json_is_named_and_the_backup_kept(tmp_path: Path, damage) -> None:
-    league = build()
-    play(league, 5, seed=12)
-    league.save(tmp_path)
-    play(league, 5, seed=13, start_step=200)
-    league.save(tmp_path)
-    state = tmp_path / "league.json"
-    backup = tmp_path / "league.json.bak"
-    good = backup.read_bytes()
-    state.write_text(damage(state.read_text()))
-    with pytest.raises(LeagueStateError, match=f"cannot load {state}.*league.json.bak"):
-        League.load(tmp_path)
-    # Saving over the damaged file must not overwrite the good backup with it.
-    build().save(tmp_path)
-    assert backup.read_bytes() == good
-    shutil.copy(backup, state)
-    assert len(League.load(tmp_path).ratings.history.items()) > 0
-
-
-def test_a_league_json_with_a_wrong_value_is_named(tmp_path: Path) -> None:
-    league = build()
-    play(league, 5, seed=14)
-    league.save(tmp_path)
-    state = tmp_path / "league.json"
-    state.write_text(state.read_text().replace('"matches_written": 5', '"matches_written": "x"'))
-    with pytest.raises(LeagueStateError, match=f"cannot load {state}: its content is inconsistent"):
-        League.load(tmp_path)
-
-
-def test_loading_without_a_state_is_named(tmp_path: Path) -> None:
-    with pytest.raises(LeagueStateError, match=r"league\.json does not exist"):
-        League.load(tmp_path)
-
-
-def test_atomic_writes_replace_whole_files_or_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "state.txt"
-    atomic_write_text(path, "first")
-    os.chmod(path, 0o640)
-    atomic_write_bytes(path, b"second")
-    assert path.read_bytes() == b"second"
-    assert path.stat().st_mode & 0o777 == 0o640
-    with pytest.raises(TypeError):
-        atomic_write_bytes(path, "not bytes")  # fails mid-write
-    assert path.read_bytes() == b"second"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.txt"]  # no temp files left
+    log = MatchLog()
+    names = np.array(["p0", "p1", "p2", "p3@150000", "main_exploiter0@98304", "random"])
+    picks = np.random.default_rng(0).integers(len(names), size=(114_000, 2))
+    seats = ["player_0", "player_1"]
+    # Ten busy minutes of connect four: ~190 matches a second, a save every minute.
+    for minute in range(10):
+        for k in range(minute * 11_400, (minute + 1) * 11_400):
+            a, b = names[picks[k]]
+            log.add(k * 21, k % 192, seats, [a, b], [1.0, -1.0], [0, 1], ["main", "learner"])
+        log.flush(tmp_path)
+    size = (tmp_path / "matches.csv.gz").stat().st_size
+    assert size * 6 < 10 * 2**20, size  # under 10 MB an hour
+    assert len(pd.read_csv(tmp_path / "matches.csv.gz")) == 114_000

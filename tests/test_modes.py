@@ -56,7 +56,7 @@ def test_async_trains_while_collecting_and_mixes_learners_in_one_env(tmp_path: P
     assert all(lag.trained > 0 for lag in final.lags.values())
     # Every trained sample's version is recorded; lag stays within max_policy_lag.
     assert all(0 <= lag.lag_min <= lag.lag_max <= 4 for lag in final.lags.values())
-    matches = pd.read_csv(tmp_path / "matches.csv")
+    matches = pd.read_csv(tmp_path / "matches.csv.gz")
     pairs = matches["policies"].str.split(";")
     assert any(set(p) == {"p0", "p1"} for p in pairs), "no p0-vs-p1 match inside one env"
 
@@ -71,7 +71,7 @@ def test_batched_collection_trains(tmp_path: Path):
         **FAST,
     )
     _beats_random(run)
-    matches = pd.read_csv(tmp_path / "matches.csv")
+    matches = pd.read_csv(tmp_path / "matches.csv.gz")
     # One learner per env batch: never two policies in one env.
     assert (matches["policies"].str.split(";").map(lambda p: len(set(p))) == 1).all()
 
@@ -161,7 +161,7 @@ def test_async_with_workers_acts_on_some_envs_while_others_step(tmp_path: Path):
     committed = json.loads((tmp_path / "trainer.json").read_text())
     assert all(steps > 0 for steps in committed["learner_steps"].values())
     assert run.env_steps >= 6_000
-    assert len(pd.read_csv(tmp_path / "matches.csv")) > 100
+    assert len(pd.read_csv(tmp_path / "matches.csv.gz")) > 100
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu:0"])

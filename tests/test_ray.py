@@ -82,13 +82,13 @@ def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tm
             observers=[chaos],
             **FAST,
         )
-    for name in ("config.json", "league.json", "matches.csv", "leaderboard.csv", "trainer.json"):
+    for name in ("config.json", "league.json", "matches.csv.gz", "leaderboard.csv", "trainer.json"):
         assert (tmp_path / name).exists(), name
     assert json.loads((tmp_path / "config.json").read_text())["backend"] == "ray"
     commit = json.loads((tmp_path / "trainer.json").read_text())
     # The killed env worker came back; its unfinished episodes counted for no one.
     assert commit["dropped_episodes"] > 0
-    matches = pd.read_csv(tmp_path / "matches.csv")
+    matches = pd.read_csv(tmp_path / "matches.csv.gz")
     assert len(matches) == json.loads((tmp_path / "league.json").read_text())["matches_written"]
     # Env workers hold envs, never policies: the league grew, their memory did not.
     assert chaos.snapshots >= 20

@@ -212,7 +212,7 @@ def test_roles_and_pbt_train_and_survive_resume(tmp_path: Path, mode: str):
     assert len(events) > 0 and set(events["member"]) <= {"main0", "main1"}
     lineage = board.loc[["main0", "main1"], "parent"].dropna()
     assert set(lineage) <= {"main0", "main1"} and len(lineage)
-    matches = pd.read_csv(tmp_path / "matches.csv")
+    matches = pd.read_csv(tmp_path / "matches.csv.gz")
     assert "league_roles" in matches.columns
 
     commit = json.loads((tmp_path / "trainer.json").read_text())

@@ -53,7 +53,7 @@ def test_short_ppo_league_beats_random(tmp_path: Path):
     assert lo > 0.5, str(result)
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert set(board["policy"]) >= {"p0", "p1", "random"}
-    assert (tmp_path / "matches.csv").stat().st_size > 0
+    assert (tmp_path / "matches.csv.gz").stat().st_size > 0
     assert (tmp_path / "payoff.csv").exists()
     assert (tmp_path / "checkpoints" / "p0").is_dir()
 

@@ -37,7 +37,7 @@ CONFIG_FILE = "config.json"
 COMMIT_FILE = "trainer.json"
 CHECKPOINTS = "checkpoints"
 # Any of these means the directory holds (part of) a run.
-RUN_MARKERS = (CONFIG_FILE, COMMIT_FILE, LEAGUE_FILE, "matches.csv", CHECKPOINTS)
+RUN_MARKERS = (CONFIG_FILE, COMMIT_FILE, LEAGUE_FILE, "matches.csv", "matches.csv.gz", CHECKPOINTS)
 
 
 class RunDir:

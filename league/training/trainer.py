@@ -261,6 +261,10 @@ class Trainer:
         self.checkpoint()
         self._stop_ray()
         self.observers.emit("on_stop", self, reason)
+        print(
+            f"league: {reason}: {self.state.env_steps:,} env steps; run directory "
+            f"{self.run_dir} holds {self.run_dir.size_bytes() / 2**20:,.1f} MB"
+        )
         if reason in ("SIGINT", "SIGTERM"):
             print(
                 f"league: stopped by {reason} at {self.state.env_steps:,} env steps; "
