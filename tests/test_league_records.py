@@ -129,3 +129,98 @@ def test_match_records_stay_a_few_mb_an_hour(tmp_path: Path) -> None:
     size = (tmp_path / "matches.csv.gz").stat().st_size
     assert size * 6 < 10 * 2**20, size  # under 10 MB an hour
     assert len(pd.read_csv(tmp_path / "matches.csv.gz")) == 114_000
+
+
+def test_rows_past_the_saved_state_are_dropped(tmp_path: Path) -> None:
+    league = build()
+    play(league, 6, seed=6)
+    league.save(tmp_path)
+    play(league, 4, seed=7, start_step=300)
+    league.save(tmp_path)
+    # As if the run had crashed after appending the 4 rows but before writing league.json.
+    shutil.copy(tmp_path / "league.json.bak", tmp_path / "league.json")
+    resumed = League.load(tmp_path)
+    play(resumed, 2, seed=8, start_step=900)
+    resumed.save(tmp_path)
+    assert read_matches(tmp_path)["step"].tolist() == [0, 25, 50, 75, 100, 125, 900, 925]
+
+
+def test_saving_elsewhere_carries_the_earlier_matches(tmp_path: Path) -> None:
+    league = build()
+    play(league, 5, seed=9)
+    league.save(tmp_path / "a")
+    moved = League.load(tmp_path / "a")
+    play(moved, 2, seed=10, start_step=200)
+    moved.save(tmp_path / "b")
+    assert len(read_matches(tmp_path / "b")) == 7
+    assert len(read_matches(tmp_path / "a")) == 5
+
+
+def test_leaderboard_and_payoff_csv_round_trip_through_pandas(tmp_path: Path) -> None:
+    league = build()
+    play(league, 25, seed=11)
+    league.save(tmp_path)
+    board = league.leaderboard()
+    assert board["parent"].notna().any() and board["parent"].isna().any()
+    written = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert tuple(written.columns) == LEADERBOARD_COLUMNS
+    pd.testing.assert_frame_equal(written, board)
+    payoff = pd.read_csv(tmp_path / "payoff.csv", index_col="policy")
+    payoff.columns.name = "opponent"
+    pd.testing.assert_frame_equal(payoff, league.payoff_matrix())
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],  # truncated mid-write
+        lambda text: "\x00" * 40,  # garbage
+        lambda text: "[1, 2, 3]\n",  # valid JSON, not a league
+        lambda text: text.replace('"payoff"', '"payof"'),  # a section missing
+    ],
+)
+def test_a_damaged_league_json_is_named_and_the_backup_kept(tmp_path: Path, damage) -> None:
+    league = build()
+    play(league, 5, seed=12)
+    league.save(tmp_path)
+    play(league, 5, seed=13, start_step=200)
+    league.save(tmp_path)
+    state = tmp_path / "league.json"
+    backup = tmp_path / "league.json.bak"
+    good = backup.read_bytes()
+    state.write_text(damage(state.read_text()))
+    with pytest.raises(LeagueStateError, match=f"cannot load {state}.*league.json.bak"):
+        League.load(tmp_path)
+    # Saving over the damaged file must not overwrite the good backup with it.
+    build().save(tmp_path)
+    assert backup.read_bytes() == good
+    shutil.copy(backup, state)
+    assert len(League.load(tmp_path).ratings.history.items()) > 0
+
+
+def test_a_league_json_with_a_wrong_value_is_named(tmp_path: Path) -> None:
+    league = build()
+    play(league, 5, seed=14)
+    league.save(tmp_path)
+    state = tmp_path / "league.json"
+    state.write_text(state.read_text().replace('"matches_written": 5', '"matches_written": "x"'))
+    with pytest.raises(LeagueStateError, match=f"cannot load {state}: its content is inconsistent"):
+        League.load(tmp_path)
+
+
+def test_loading_without_a_state_is_named(tmp_path: Path) -> None:
+    with pytest.raises(LeagueStateError, match=r"league\.json does not exist"):
+        League.load(tmp_path)
+
+
+def test_atomic_writes_replace_whole_files_or_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.txt"
+    atomic_write_text(path, "first")
+    os.chmod(path, 0o640)
+    atomic_write_bytes(path, b"second")
+    assert path.read_bytes() == b"second"
+    assert path.stat().st_mode & 0o777 == 0o640
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, "not bytes")  # fails mid-write
+    assert path.read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.txt"]  # no temp files left
