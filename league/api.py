@@ -107,6 +107,9 @@ def train(
         if config.get("backend", saved.get("backend")) != saved.get("backend"):
             # Another backend chooses its own workers (a run moves between them).
             saved["num_workers"] = None
+        if "total_steps" in config or "max_seconds" in config:
+            # A new budget replaces the saved one whole: the option not given is no limit.
+            saved["total_steps"] = saved["max_seconds"] = None
         saved.update(config)
         saved["run_dir"] = str(resume)
         cfg = TrainConfig.from_dict(saved)

@@ -18,6 +18,9 @@ from league.roles import ALPHASTAR_ROLES, LEAGUE_ROLES
 
 MODES = ("sync", "async")
 BACKENDS = ("auto", "local", "multiprocessing", "ray")
+# The budget when none is given: long enough on a 2-core laptop for a connect-four league
+# to take snapshots and beat weak play (docs/benchmarks.md).
+DEFAULT_SECONDS = 600.0
 
 
 def option(default: Any, help: str, factory: bool = False) -> Any:
@@ -118,11 +121,16 @@ class TrainConfig:
         "one iteration's share per learner (num_envs x active seats per step x rollout / "
         "learners) that is at least 1024.",
     )
-    total_steps: int = option(
-        200_000, "Stop after this many env steps summed over envs (0 = no limit)."
+    total_steps: int | None = option(
+        None,
+        "Stop after this many env steps summed over envs (0 = no limit). When neither "
+        "budget is given, the run trains for DEFAULT_SECONDS (10 minutes); when one is "
+        "given, the other is no limit.",
     )
-    max_seconds: float = option(
-        0.0, "Stop after this much wall time in this process (0 = no limit)."
+    max_seconds: float | None = option(
+        None,
+        "Stop after this much wall time in this process (0 = no limit); see total_steps "
+        "for the default.",
     )
     seed: int = option(0, "Seeds envs, matchmaking, models and action sampling.")
     run_dir: str | None = option(None, "Run directory; default ``runs/<env name>-<time>``.")
@@ -210,6 +218,10 @@ class TrainConfig:
     progress: bool = option(True, "Show a progress bar.")
 
     def __post_init__(self) -> None:
+        if self.total_steps is None and self.max_seconds is None:
+            self.max_seconds = DEFAULT_SECONDS
+        self.total_steps = self.total_steps or 0
+        self.max_seconds = self.max_seconds or 0.0
         self.validate()
 
     def validate(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import wrappers
-from league.config import TrainConfig
+from league.config import DEFAULT_SECONDS, TrainConfig
 from league.errors import EXPECTED_ERRORS, ConfigError, RunDirError
 from league.ladder import LadderEvaluation, ladder_rungs
 from league.manager import League
@@ -219,7 +219,8 @@ class Trainer:
             print(f"league: resuming {self.run_dir} at {self.state.env_steps:,} env steps")
         else:
             print(f"league: training {self.plan.env.name} into {self.run_dir}")
-        for note in [*self.plan.notes, self.population.describe(), *self._contest_notes()]:
+        notes = [self._budget_note(), *self.plan.notes, self.population.describe()]
+        for note in [*notes, *self._contest_notes()]:
             print(f"league: {note}")
         if config.tensorboard:
             self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
@@ -276,6 +277,21 @@ class Trainer:
                 raise KeyboardInterrupt
             raise SystemExit(143)
         return reason
+
+    def _budget_note(self) -> str:
+        config = self.config
+        seconds, steps = config.max_seconds, config.total_steps
+        parts = []
+        if seconds:
+            parts.append(f"{seconds / 60:g} minutes (max_seconds={seconds:g})")
+        if steps:
+            parts.append(f"{steps:,} env steps in all (total_steps)")
+        note = "budget: " + ", or ".join(parts)
+        if len(parts) > 1:
+            note += ", whichever ends first"
+        if seconds == DEFAULT_SECONDS and not steps:
+            note += ", the default; pass max_seconds= or total_steps= to change it"
+        return note
 
     def _contest_notes(self) -> list[str]:
         layout = self.league.layout
