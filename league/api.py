@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from league.config import TrainConfig
-from league.errors import RunDirError
+from league.errors import RunDirError, UnknownPolicyError
 from league.manager import League
 from league.policies import CallablePolicy, RandomPolicy, UnsavedPolicy
 from league.policy_handle import PolicyHandle
@@ -47,7 +47,9 @@ class LeagueRun:
     def policy(self, policy_id: str, deterministic: bool = False) -> PolicyHandle:
         """A policy by id; `deterministic=True` makes it take its most likely actions."""
         if policy_id not in self.league.policies:
-            raise KeyError(f"no policy {policy_id!r} in this league; policies: {self.policies}")
+            raise UnknownPolicyError(
+                f"no policy {policy_id!r} in this league; policies: {', '.join(self.policies)}"
+            )
         record = self.league.policies[policy_id]
         return PolicyHandle(policy_id, self._policy_source(policy_id), record.role, deterministic)
 

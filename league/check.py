@@ -22,9 +22,7 @@ facts (seats, roles, spaces, step cost, sizes, the trainer's defaults).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import math
 import tracemalloc
 from collections.abc import Callable
@@ -38,6 +36,7 @@ from pettingzoo import AECEnv, ParallelEnv
 
 import wrappers
 from league.config import TrainConfig
+from league.errors import ConfigError
 from league.models import UnsupportedSpaceError, make_action_head, make_encoder
 from league.policies import RandomPolicy
 from league.training.plan import EnvInfo, make_plan
@@ -177,7 +176,7 @@ def check_env(
     Problems with the env become findings; this raises only for bad arguments.
     """
     if episodes < 1:
-        raise ValueError(f"episodes={episodes}: the check needs at least one episode")
+        raise ConfigError(f"episodes={episodes}: the check needs at least one episode")
     checker = _Checker(env_fn, episodes, seed, dict(env_kwargs or {}), pad)
     try:
         checker.run()
@@ -794,48 +793,3 @@ def _size(n: float) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n:,.1f} GiB"
-
-
-# -- command line ----------------------------------------------------------------
-
-
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(
-            f"expected a JSON object such as '{{\"max_cycles\": 25}}', got {text!r}"
-        )
-    return value
-
-
-def main(argv: list[str]) -> int:
-    """``ENV [--episodes N] [--env-kwargs JSON] [--seed S] [--pad]``: check ENV and
-    print the report; 0 when it has no errors, 1 when it has."""
-    parser = argparse.ArgumentParser(
-        prog="league check",
-        description="Check an env for what would make training on it wrong or slow.",
-    )
-    parser.add_argument(
-        "env", metavar="ENV", help="registry id (classic/connect_four-v3) or import path"
-    )
-    parser.add_argument("--episodes", type=int, default=5, help="episodes per run (default: 5)")
-    parser.add_argument(
-        "--env-kwargs",
-        type=_json_object,
-        default=None,
-        metavar="JSON",
-        help="env constructor kwargs",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the env and the actions")
-    parser.add_argument("--pad", action="store_true", help="check the env as pad=True sees it")
-    args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error(f"--episodes {args.episodes}: at least 1")
-    report = check_env(
-        args.env, episodes=args.episodes, seed=args.seed, env_kwargs=args.env_kwargs, pad=args.pad
-    )
-    print(report)
-    return 0 if report.ok else 1

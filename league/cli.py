@@ -1,4 +1,5 @@
-"""`python -m league` (also installed as `league`): train, leaderboard, eval, play, demo."""
+"""`python -m league` (also installed as `league`): train, leaderboard, eval, play, plot,
+check, demo."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from league.config import TrainConfig
+from league.errors import ConfigError, RunDirError, UnknownPolicyError
 
 DEMO_ENV = "classic/connect_four-v3"
 
@@ -58,6 +60,18 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def _escape(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"max_cycles\": 25}}', got {text!r}"
+        )
+    return value
 
 
 ENV_HELP = (
@@ -124,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="run an env through the wrappers and report what would make training wrong"
     )
     check.add_argument("env", metavar="ENV")
-    check.add_argument("--episodes", type=int, default=5)
-    check.add_argument("--env-kwargs", type=json.loads, default=None, help="JSON")
+    check.add_argument("--episodes", type=int, default=5, help="episodes per run (default: 5)")
+    check.add_argument(
+        "--env-kwargs", type=_json_object, default=None, metavar="JSON", help="env kwargs"
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of the env and the actions")
+    check.add_argument("--pad", action="store_true", help="check the env as pad=True sees it")
 
     demo = sub.add_parser("demo", help="a short league on connect four, then the leaderboard")
     demo.add_argument("--seconds", type=float, default=180.0)
@@ -175,9 +193,21 @@ def _print_board(run: Any) -> None:
     import pandas as pd
 
     board = run.leaderboard()
-    columns = ["rank", "policy", "kind", "algo", "rating", "err_lo", "err_hi", "games", "score"]
+    by_return = (board["ranked_by"] == "return").all()
+    columns = ["rank", "policy"]
+    if board["role"].nunique() > 1:  # ranks are per seat role
+        columns.append("role")
+    if board["league_role"].isin(["main", "main_exploiter", "league_exploiter"]).any():
+        columns.append("league_role")
+    columns += ["kind", "algo"]
+    if by_return:
+        columns += ["mean_return", "return_lo", "return_hi", "games"]
+    else:
+        columns += ["rating", "err_lo", "err_hi", "games", "score"]
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(board[columns].to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    if by_return:
+        print("\nranked by mean episode return (95% interval): these matches are not contests")
     print(f"\nleaderboard: {Path(run.run_dir) / 'leaderboard.csv'}")
 
 
@@ -202,9 +232,6 @@ def _eval(args: argparse.Namespace) -> int:
     policy_id = args.policy or run.best()
     if args.ladder:
         return _eval_ladder(run, policy_id, greedy, args)
-    if args.opponent != "random" and args.opponent not in run.league.policies:
-        print(f"unknown opponent {args.opponent!r}; policies: {run.policies}", file=sys.stderr)
-        return 2
     opponent_id = _random_id(run) if args.opponent == "random" else args.opponent
     result = play_games(
         env,
@@ -222,7 +249,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _env(run: Any, args: argparse.Namespace) -> Any:
     """The run's env: --env, or the reference its config.json recorded."""
-    from league.errors import RunDirError
 
     env = args.env or run.config.env
     if env is None:
@@ -239,9 +265,11 @@ def _eval_ladder(run: Any, policy_id: str, greedy: bool, args: argparse.Namespac
 
     env_fn = _env(run, args)
     env = EnvInfo.probe(env_fn, run.config.pad, run.config.env_kwargs, measure=False)
-    if len(env.role_names) != 1:
-        print(f"env {env.name!r} has seats of several roles: it has no ladder", file=sys.stderr)
-        return 2
+    if len(env.role_names) != 1 or len(env.roles) < 2:
+        raise ConfigError(
+            f"env {env.name!r} has {'one seat' if len(env.roles) < 2 else 'seats of several roles'}"
+            ": it has no ladder (a ladder is for games whose seats share one role)"
+        )
     obs_space, action_space = env.spaces[env.roles[0]]
     results = evaluate_ladder(
         env_fn,
@@ -268,7 +296,10 @@ def _random_id(run: Any) -> str:
     for pid, record in run.league.policies.items():
         if record.kind == "fixed" and pid.startswith("random"):
             return pid
-    raise ValueError("this league has no random policy")
+    raise UnknownPolicyError(
+        "this league has no random policy (it was trained with opponents=[]); "
+        "pass --opponent ID, or --ladder"
+    )
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -291,14 +322,15 @@ def _plot(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from league.check import check_env
 
-    report = check_env(args.env, episodes=args.episodes, env_kwargs=args.env_kwargs)
+    report = check_env(
+        args.env, episodes=args.episodes, seed=args.seed, env_kwargs=args.env_kwargs, pad=args.pad
+    )
     print(report)
     return 0 if report.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
     import league
-    from league.errors import RunDirError
     from league.training import RunDir
 
     options = {"max_seconds": args.seconds, "total_steps": 0}

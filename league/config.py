@@ -264,6 +264,11 @@ class TrainConfig:
                 f"{self.num_workers} cannot work; use backend='multiprocessing' or leave "
                 "num_workers unset"
             )
+        if self.backend == "multiprocessing" and self.num_workers == 0:
+            raise ConfigError(
+                "backend='multiprocessing' with num_workers=0 would step the envs in the "
+                "training process; give num_workers >= 1, or use backend='local'"
+            )
         if self.backend != "ray" and (self.ray_address or self.ray_gpus is not None):
             raise ConfigError("ray_address and ray_gpus apply to backend='ray' only")
         if self.backend == "ray" and self.device not in (None, "cpu"):
@@ -319,7 +324,9 @@ class TrainConfig:
             bad = {r: n for r, n in self.roles.items() if not isinstance(n, int) or n < 0}
             if bad:
                 raise ConfigError(f"roles={self.roles}: counts must be whole numbers >= 0 {bad}")
-        if any(r in ALPHASTAR_ROLES and n for r, n in wanted.items()) and not wanted.get("main"):
+        no_learners = self.roles is not None and not any(self.roles.values())
+        exploiters = any(r in ALPHASTAR_ROLES and n for r, n in wanted.items())
+        if (exploiters or no_learners) and not wanted.get("main"):
             raise ConfigError(
                 f"league roles {wanted} have no main agent: exploiters exploit main agents, "
                 'so give at least one, e.g. roles={"main": 1, "main_exploiter": 1}'

@@ -32,6 +32,13 @@ class PolicyError(LeagueError, ValueError):
     """A policy acted in a way the env cannot take (an action it cannot use, or none)."""
 
 
+class UnknownPolicyError(LeagueError, KeyError):
+    """No policy of that id in the league (the message lists the ones there are)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class MappingError(LeagueError, ValueError):
     """A mapping (the league's, or yours) seated a policy where it cannot play, or a
     match result does not fit the league."""

@@ -14,6 +14,7 @@ import numpy as np
 
 import wrappers
 from league.collect import batch_act
+from league.errors import ConfigError
 
 
 @dataclass
@@ -90,10 +91,11 @@ def play_games(
         env_fn, num_envs=max(1, min(num_envs, games)), env_kwargs=env_kwargs, pad=pad
     )
     try:
-        if len(vec.role_names) != 1:
-            raise ValueError(
-                f"env {vec.name!r} has roles {vec.role_names}; head-to-head evaluation needs "
-                "seats that all share one role"
+        if len(vec.role_names) != 1 or vec.num_agents < 2:
+            raise ConfigError(
+                f"env {vec.name!r} has {_seats(vec)}; head-to-head evaluation needs two or "
+                "more seats that all share one role (rank other envs' policies on the "
+                "leaderboard)"
             )
         role = vec.role_names[0]
         num_seats = vec.num_agents
@@ -145,6 +147,12 @@ def play_games(
         vec.close()
     wins, draws, losses = int(wins), int(draws), int(losses)
     return EvalResult(policy_name, opponent_name, wins + draws + losses, wins, draws, losses)
+
+
+def _seats(vec: Any) -> str:
+    if vec.num_agents < 2:
+        return "one seat"
+    return f"seats of several roles {vec.role_names}"
 
 
 def _random_actions(

@@ -172,7 +172,8 @@ class LadderEvaluation(Observer):
             self.due = time.monotonic() + self.seconds
 
     def on_stop(self, trainer: Trainer, reason: str) -> None:
-        if trainer.state.elapsed >= self.seconds:  # short runs (tests, demos) skip it
+        # Short runs (tests, demos) skip it; so does a run that stopped on an error.
+        if reason != "error" and trainer.state.elapsed >= self.seconds:
             self.evaluate(trainer)
         self.flush(trainer)
 

@@ -110,7 +110,8 @@ class LeagueConfig:
 
     # -- matchmaking --
     strategy: str = "mix"
-    """uniform | self_play | pfsp | rating | round_robin | snapshots | mix (docs/league.md)."""
+    """uniform | self_play | pfsp | rating | round_robin | snapshots | mix | roles
+    (docs/league.md)."""
     mix: dict[str, float] = field(default_factory=_alphastar_mix)
     """Strategy -> probability per assignment, used by strategy "mix"; must sum to 1.
     The default is AlphaStar's main-agent mix; "snapshots" = the focal learner's own snapshots."""
@@ -754,7 +755,8 @@ class League:
         }
 
     def save(self, run_dir: str | os.PathLike[str]) -> None:
-        """Write matches.csv (append), leaderboard.csv, payoff.csv and league.json to run_dir."""
+        """Write matches.csv.gz (append), leaderboard.csv, payoff.csv and league.json to
+        run_dir."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self._matches.flush(run_dir)

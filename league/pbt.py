@@ -13,8 +13,10 @@ divided by a factor drawn from [`perturb_low`, `perturb_high`], or with
 probability `reset_probability` set back to the run's starting value
 (Sample Factory's rules; discounts move as 1 - value, so they stay below 1).
 
-Every event is a row of `pbt.csv` (written with each checkpoint, so the file
-matches the state a resume starts from) and TensorBoard scalars.
+Every event is a row of `pbt.csv` and TensorBoard scalars. Rows are written
+with each checkpoint, before its commit point, and the commit records how many
+there are: a resume drops rows past it, so the file matches the state the run
+continues from.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from league._io import atomic_write_text
 from league.errors import ConfigError, unknown_keys
 from league.ratings import expected_score
 from league.training.observers import Observer
@@ -101,6 +104,11 @@ class PBTConfig:
                     f"pbt option {name}={getattr(self, name)!r} is out of range; see "
                     "docs/league.md, 'Population-based training'"
                 )
+        from league.algos.base import HYPERPARAMETERS
+
+        unknown = [h for h in self.hyperparameters if h not in HYPERPARAMETERS]
+        if unknown:
+            raise unknown_keys("pbt hyperparameter", unknown, HYPERPARAMETERS)
 
     @classmethod
     def from_value(cls, value: bool | Mapping[str, Any]) -> PBTConfig:
@@ -151,8 +159,14 @@ class PBT(Observer):
         self.start: dict[str, dict[str, float]] = {}  # each member's first hyperparameters
         self.groups: list[list[str]] = []
         self.rows: list[list[Any]] = []  # events since the last checkpoint
+        self.path: Path | None = None
+        self.written: int | None = 0  # rows in pbt.csv that a committed checkpoint counts
 
     def on_start(self, trainer: Trainer) -> None:
+        self.path = Path(trainer.run_dir.path) / PBT_FILE
+        if self.written is None:
+            self.written = _rows(self.path)
+        _keep_rows(self.path, self.written)
         self.groups = pbt_groups(trainer.population, trainer.league)
         if self.config.seed is None and not self.next_check:
             self.rng = np.random.default_rng(trainer.config.seed)
@@ -223,28 +237,52 @@ class PBT(Observer):
                 out[name] = min(out[name], 0.99)
         return out
 
-    def on_checkpoint(self, trainer: Trainer) -> None:
-        path = Path(trainer.run_dir.path) / PBT_FILE
-        new = not path.exists()
+    def flush(self) -> None:
+        """Append the events since the last checkpoint to pbt.csv."""
+        if self.path is None:
+            return
+        new = not self.path.exists()
         if not self.rows and not new:
             return
-        with open(path, "a", newline="", encoding="utf-8") as f:
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
             if new:
                 writer.writerow(PBT_COLUMNS)
             writer.writerows(self.rows)
             f.flush()
             os.fsync(f.fileno())
+        self.written += len(self.rows)
         self.rows.clear()
 
     def state_dict(self) -> dict[str, Any]:
+        """Called while a checkpoint is written, before its commit: the rows go to pbt.csv
+        first, so the committed count never exceeds the file."""
+        self.flush()
         return {
             "rng": self.rng.bit_generator.state,
             "next_check": self.next_check,
             "start": self.start,
+            "rows_written": self.written,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.next_check = {k: int(v) for k, v in state["next_check"].items()}
         self.start = {k: dict(v) for k, v in state["start"].items()}
+        self.written = state.get("rows_written")  # None: a checkpoint that did not count
+
+
+def _rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return max(0, len(path.read_text(encoding="utf-8").splitlines()) - 1)
+
+
+def _keep_rows(path: Path, rows: int) -> None:
+    """Cut pbt.csv back to its header and first `rows` rows (those past a resume's
+    checkpoint belong to a run that was killed before committing them)."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if len(lines) > rows + 1:
+        atomic_write_text(path, "".join(lines[: rows + 1]))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from league._io import atomic_write_bytes
+from league.errors import RunDirError
 from league.ladder import LADDER_FILE
 from league.records import LEADERBOARD_FILE, PAYOFF_FILE
 from league.training.metrics import HISTORY_FILE
@@ -51,7 +52,7 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     run = Path(run_dir)
     files = (HISTORY_FILE, PAYOFF_FILE, LEADERBOARD_FILE, LADDER_FILE)
     if not any((run / name).is_file() for name in files):
-        raise FileNotFoundError(
+        raise RunDirError(
             f"{str(run)!r} holds none of {', '.join(files)}; pass the directory a run "
             "trains into (runs/<name>)"
         )

@@ -1,4 +1,4 @@
-"""The league's files in a run directory: matches.csv, league.json (+ .bak), and their readers.
+"""The league's files in a run directory: matches.csv.gz, league.json (+ .bak), and readers.
 
 - `matches.csv.gz`: one row per reported match, appended when the league is
   saved, as one more gzip member per save (a gzip file of several members is
@@ -187,6 +187,8 @@ def _write_rows(path: Path, rows: list[str]) -> None:
 def read_matches(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """The run's match records with their list fields parsed back into lists."""
     frame = pd.read_csv(matches_path(run_dir), dtype=str, keep_default_na=False)
+    if "league_roles" not in frame:  # a run from before league roles were recorded
+        frame["league_roles"] = [";" * cell.count(";") for cell in frame["seats"]]
     frame["step"] = frame["step"].astype(int)
     frame["env_id"] = frame["env_id"].astype(int)
     for column, kind in (

@@ -164,13 +164,14 @@ class RoleMatchmaking(Strategy):
 
 
 def _drop_monotonic_suffix(ids: list[str], win_rates: np.ndarray) -> list[str]:
-    """AlphaStar's forgetting check skips the newest snapshots whose win rates only
-    fall towards the present (the learner is still catching up with them, it has
-    not forgotten them)."""
-    keep = len(ids)
-    while keep > 1 and win_rates[keep - 1] <= win_rates[keep - 2]:
-        keep -= 1
-    return list(ids[: keep - 1]) if keep < len(ids) else list(ids)
+    """AlphaStar's forgetting check (`remove_monotonic_suffix`): the newest snapshots
+    whose win rates only fall towards the present are skipped (the learner is still
+    catching up with them, it has not forgotten them). Everything up to the last rise
+    is kept; a run that never rises keeps nothing."""
+    for i in range(len(ids) - 1, 0, -1):
+        if win_rates[i - 1] < win_rates[i]:
+            return list(ids[: i + 1])
+    return []
 
 
 def snapshot_due(

@@ -105,6 +105,8 @@ def test_older_runs_keep_their_plain_matches_csv(tmp_path: Path) -> None:
     frame = pd.read_csv(tmp_path / "matches.csv.gz")[list(old_columns)]
     frame.to_csv(tmp_path / "matches.csv", index=False)
     (tmp_path / "matches.csv.gz").unlink()
+    before = read_matches(tmp_path)  # read as it is, before any save rewrites it
+    assert before["league_roles"].tolist() == [["", "", "", ""]] * 3
     resumed = League.load(tmp_path)
     play(resumed, 2, seed=13, start_step=400)
     resumed.save(tmp_path)

@@ -67,6 +67,23 @@ def test_main_agents_take_each_branch_at_its_rate() -> None:
     assert {strategy.opponent("main0", "player", 0) for _ in range(50)} == {"mx@10"}
 
 
+@pytest.mark.parametrize(
+    ("win_rates", "kept"),
+    [
+        ([0.5, 0.6, 0.4], 2),  # up to the last rise: s0, s1
+        ([0.2, 0.3, 0.4], 3),  # still rising at the present: all
+        ([0.6, 0.5, 0.4], 0),  # only falling: the learner is catching up with all of them
+        ([0.4], 0),
+        ([], 0),
+    ],
+)
+def test_forgotten_players_follow_alphastars_monotonic_suffix_rule(win_rates, kept) -> None:
+    from league.roles import _drop_monotonic_suffix
+
+    ids = [f"s{k}" for k in range(len(win_rates))]
+    assert _drop_monotonic_suffix(ids, np.array(win_rates)) == ids[:kept]
+
+
 def test_exploiters_play_the_policies_their_roles_name() -> None:
     league = roles_league()
     league.add_learner("main0", "player", league_role="main")
@@ -130,6 +147,9 @@ def test_league_exploiters_start_over_a_quarter_of_the_time() -> None:
     ("options", "message"),
     [
         ({"roles": {"main_exploiter": 2}}, "no main agent"),
+        ({"roles": {}}, "no main agent"),
+        ({"roles": {"main": 0}}, "no main agent"),
+        ({"pbt": {"hyperparameters": ["lr"]}}, "unknown pbt hyperparameter 'lr'"),
         ({"roles": {"main": 1, "coach": 1}}, "unknown league role 'coach'"),
         ({"roles": {"main": -1}}, "counts must be whole numbers"),
         ({"league": {"verification_win_rate": 1.5}}, "verification_win_rate=1.5"),
@@ -216,11 +236,16 @@ def test_roles_and_pbt_train_and_survive_resume(tmp_path: Path, mode: str):
     assert "league_roles" in matches.columns
 
     commit = json.loads((tmp_path / "trainer.json").read_text())
+    assert commit["observers"]["PBT"]["rows_written"] == len(events)
+    # A row written after the last commit (a kill between the two) is not the run's.
+    with open(tmp_path / "pbt.csv", "a") as f:
+        f.write('0,0,ghost,main0,0.1,0,0,"{}","{}"\n')
     resumed = league.train(
         TTT, resume=str(tmp_path), total_steps=commit["env_steps"] + 2_048, **FAST
     )
     again = pd.read_csv(tmp_path / "pbt.csv")
     pd.testing.assert_frame_equal(again.iloc[: len(events)], events)  # nothing earlier lost
+    assert "ghost" not in set(again["member"])
     after = resumed.leaderboard().set_index("policy")
     for pid in lineage.index:
         assert after.loc[pid, "parent"] in {"main0", "main1"}

@@ -124,6 +124,11 @@ def test_expected_errors_print_one_line_with_the_fix(tmp_path: Path):
     )
     run = tmp_path / "run"
     league.train(TTT, num_policies=2, total_steps=512, run_dir=str(run), **FAST)
+    _one_line_error(_league("eval", str(run), "--policy", "p7"), "no policy 'p7'", "p0, p1")
+    _one_line_error(_league("eval", str(run), "--opponent", "p7"), "no policy 'p7'")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(_league("plot", str(tmp_path / "empty")), "holds none of", "runs/<name>")
+    _one_line_error(_league("check", TTT, "--episodes", "0"), "episodes=0")
     (run / "league.json").write_text("{broken")
     _one_line_error(_league("leaderboard", str(run)), "league.json", "league.json.bak")
     out = _league("--debug", "leaderboard", str(run))
@@ -221,6 +226,7 @@ def test_games_that_are_not_contests_rank_by_return(tmp_path: Path, capsys):
         run_dir=str(tmp_path / "spread"),
         progress=False,
         tensorboard=False,
+        ladder_seconds=0.01,  # no ladder for a game that is not a contest: none runs
     )
     board = run.leaderboard()
     assert (board["ranked_by"] == "return").all()
@@ -228,6 +234,9 @@ def test_games_that_are_not_contests_rank_by_return(tmp_path: Path, capsys):
     assert (board["return_lo"] <= board["mean_return"]).all()
     assert list(board["mean_return"]) == sorted(board["mean_return"], reverse=True)
     assert "not contests" in capsys.readouterr().out
+    assert not (tmp_path / "spread" / "ladder.csv").exists()
+    printed = _league("leaderboard", str(tmp_path / "spread"))
+    assert "mean_return" in printed.stdout and "ranked by mean episode return" in printed.stdout
     single = league.train(
         "CartPole-v1",
         num_policies=2,
@@ -239,6 +248,7 @@ def test_games_that_are_not_contests_rank_by_return(tmp_path: Path, capsys):
         run_dir=str(tmp_path / "cartpole"),
         progress=False,
         tensorboard=False,
+        ladder_seconds=0.01,
     ).leaderboard()
     assert (single["ranked_by"] == "return").all() and single["mean_return"].notna().all()
 

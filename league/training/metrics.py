@@ -22,8 +22,10 @@ class TensorBoard(Observer):
 
     Per policy: the algorithm's update stats, ``episode_return``, and at each
     checkpoint ``rating``, ``trueskill_mu`` and ``score``; async learners add
-    ``lag_min``, ``lag_avg``, ``lag_max`` and ``dropped_stale_total``. Run-wide:
-    ``train/env_steps_per_s`` and, with ``anneal_lr``, ``train/lr_scale``.
+    ``lag_min``, ``lag_avg``, ``lag_max`` and ``dropped_stale_total``; observers add
+    theirs through `Trainer.scalar` (PBT: ``pbt_exploit``, ``hp_<name>``; the ladder:
+    ``ladder_<rung>``; role resets: ``reset``). Run-wide: ``train/env_steps_per_s``,
+    ``train/dropped_episodes`` and, with ``anneal_lr``, ``train/lr_scale``.
     """
 
     def __init__(self, log_dir: str, purge_step: int | None = None) -> None:
@@ -182,7 +184,7 @@ class Plots(Observer):
         self.min_seconds = min_seconds
 
     def on_stop(self, trainer: Trainer, reason: str) -> None:
-        if trainer.state.elapsed < self.min_seconds:
+        if reason == "error" or trainer.state.elapsed < self.min_seconds:
             return
         from league.plots import plot_run
 

@@ -10,7 +10,9 @@ what an observer may read.
 Order of events in a run: `on_start`, then per iteration any number of
 `on_match`, `on_update` and `on_snapshot` (each snapshot right after the
 update that caused it), then `on_iteration`; `on_checkpoint` after every
-checkpoint (one right after `on_start`, one at the end); `on_stop` last.
+checkpoint (the first right after `on_start`, one at the end); `on_stop` last,
+also when the run stopped on an error (reason "error", after the checkpoint
+that keeps what was learnt).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Observer:
     """Hooks called by the trainer; each does nothing unless overridden."""
 
     def on_start(self, trainer: Trainer) -> None:
-        """Everything is built and the run directory holds a first checkpoint."""
+        """Everything is built; the run's first checkpoint is written right after."""
 
     def on_iteration(self, trainer: Trainer) -> None:
         """One iteration (collection, and in sync mode training) ended."""

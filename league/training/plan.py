@@ -259,7 +259,10 @@ def choose_workers(config: TrainConfig, env: EnvInfo, cores: int | None) -> tupl
         )
     workers = 2 if cores < 6 else min(8, cores - cores % 2)
     if config.num_envs is not None and config.num_envs % workers:
-        return 0, f"num_envs={config.num_envs} does not split evenly over {workers} workers"
+        if config.backend == "multiprocessing":
+            workers = math.gcd(config.num_envs, workers)  # 1 for an odd number of envs
+        else:
+            return 0, f"num_envs={config.num_envs} does not split evenly over {workers} workers"
     return workers, (
         f"{cores} CPU cores and an env step costs {env.step_seconds * 1e6:,.0f} us: the envs "
         f"step in {workers} worker processes while this one acts and learns "

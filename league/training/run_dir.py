@@ -3,7 +3,10 @@
 ```
 runs/<name>/config.json      the resolved TrainConfig
             trainer.json     the commit point: counters and the checkpoint file of every policy
-            league.json      league.json.bak   matches.csv   leaderboard.csv   payoff.csv
+            league.json      league.json.bak   matches.csv.gz   leaderboard.csv   payoff.csv
+            history.csv      ratings and returns at every checkpoint
+            pbt.csv          ladder.csv   (with pbt, and with the reference ladder)
+            ratings.png      payoff.png   returns.png   ladder.png   (runs of a minute or more)
             checkpoints/<policy>/<learner step>.pt
             tb/              TensorBoard scalars
 ```

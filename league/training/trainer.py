@@ -111,7 +111,9 @@ class Trainer:
         self.observers = Observers([History(), *observers])
         if self.config.pbt:
             self.observers.add(PBT(PBTConfig.from_value(self.config.pbt), pbt_objective))
-        if self.config.ladder_seconds and len(env.role_names) == 1:
+        # The ladder is for contests between seats of one role (board games, rps, ...).
+        contest = len(self.league.layout.team_names) > 1
+        if self.config.ladder_seconds and len(env.role_names) == 1 and contest:
             obs_space, action_space = env.spaces[env.roles[0]]
             rungs = ladder_rungs(env.name, action_space, obs_space)
             self.observers.add(
@@ -257,6 +259,11 @@ class Trainer:
             vec.close()
             if expected_error and self.loop is not None:
                 self._save_before_error()
+            if reason == "error" and self.loop is not None:
+                # Close what observers hold (TensorBoard, the progress bar); an observer
+                # that fails here must not hide the error that stopped the run.
+                with contextlib.suppress(Exception):
+                    self.observers.emit("on_stop", self, "error")
             if not expected_error and reason == "error":
                 self._stop_ray()
         self.checkpoint()
@@ -264,7 +271,7 @@ class Trainer:
         self.observers.emit("on_stop", self, reason)
         print(
             f"league: {reason}: {self.state.env_steps:,} env steps; run directory "
-            f"{self.run_dir} holds {self.run_dir.size_bytes() / 2**20:,.1f} MB"
+            f"{self.run_dir} holds {self.run_dir.size_bytes() / 2**20:,.1f} MiB"
         )
         if reason in ("SIGINT", "SIGTERM"):
             print(
@@ -305,10 +312,15 @@ class Trainer:
         ]
         fixed = [p for p, r in self.league.policies.items() if r.kind == "fixed"]
         if fixed and len(layout.seats) > 1:
+            fix = []
+            if self.config.opponents:
+                fix.append(f"pass opponents=[] (now {self.config.opponents})")
+            if self.fixed_policies:
+                fix.append("leave out fixed_policies")
             notes.append(
-                f"warning: fixed policies {fixed} (opponents={self.config.opponents}) will "
-                "play seats of the learners' own team, which only adds noise to a cooperative "
-                "env; pass opponents=[] to train without them"
+                f"warning: fixed policies {fixed} will play seats of the learners' own team, "
+                "which only adds noise to a cooperative env; to train without them, "
+                + " and ".join(fix)
             )
         return notes
 
