@@ -13,7 +13,8 @@ from pettingzoo import AECEnv, ParallelEnv
 
 import wrappers
 from league import check
-from league.check import CHECKS, check_env, main
+from league.check import CHECKS, check_env
+from league.cli import main
 
 BOX = spaces.Box(-np.inf, np.inf, (2,), np.float32)
 ZEROS = np.zeros(2, np.float32)
@@ -208,9 +209,9 @@ def test_an_env_that_does_not_replay_its_seed_cannot_have_its_rewards_compared(
 def test_main_prints_the_report_and_returns_whether_it_is_ok(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["classic/tictactoe-v3", "--episodes", "2"]) == 0
+    assert main(["check", "classic/tictactoe-v3", "--episodes", "2"]) == 0
     assert "check_env 'tictactoe_v3': OK" in capsys.readouterr().out
-    assert main(["classic/tictactoe-v3", "--env-kwargs", '{"no_such_option": 1}']) == 1
+    assert main(["check", "classic/tictactoe-v3", "--env-kwargs", '{"no_such_option": 1}']) == 1
     out = capsys.readouterr().out
     assert "env_does_not_build" in out and "no_such_option" in out
 
