@@ -16,6 +16,9 @@ from league.training.devices import policy_device
 
 TTT = "classic/tictactoe-v3"
 FAST = dict(num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False)
+# The learning tests: 32 boards acting in one forward pass train the same 256-sample
+# batches as FAST's 8 in about 60% of the time.
+LEARN = {**FAST, "num_envs": 32, "rollout": 8}
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +52,7 @@ def test_async_trains_while_collecting_and_mixes_learners_in_one_env(tmp_path: P
         total_steps=40_000,
         run_dir=str(tmp_path),
         observers=[final],
-        **FAST,
+        **LEARN,
     )
     _beats_random(run)
     assert set(final.lags) == {"p0", "p1"}
@@ -68,7 +71,7 @@ def test_batched_collection_trains(tmp_path: Path):
         batched=True,
         total_steps=40_000,
         run_dir=str(tmp_path),
-        **FAST,
+        **LEARN,
     )
     _beats_random(run)
     matches = pd.read_csv(tmp_path / "matches.csv.gz")

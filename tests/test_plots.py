@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import league
+from league.errors import RunDirError
 from league.plots import plot_run
 
 TTT = "classic/tictactoe-v3"
@@ -85,6 +86,6 @@ def test_a_run_with_only_its_first_checkpoint_plots_what_it_can(tmp_path: Path):
 
 
 def test_a_directory_without_run_files_is_refused_by_name(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
+    with pytest.raises(RunDirError, match=re.escape(str(tmp_path))):
         plot_run(tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -25,6 +25,9 @@ FAST = dict(
     num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False, checkpoint_seconds=5
 )
 
+# The learning tests: 32 boards acting in one forward pass train the same 256-sample
+# batches as FAST's 8 in about 60% of the time.
+LEARN = {**FAST, "num_envs": 32, "rollout": 8}
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -43,19 +46,17 @@ def _vs_random(run, policy_id: str, games: int = 200):
     )
 
 
-def test_short_ppo_league_beats_random(tmp_path: Path):
-    run = league.train(TTT, num_policies=2, total_steps=40_000, run_dir=str(tmp_path), **FAST)
-    best = run.best()
-    result = _vs_random(run, best)
-    lo, _ = result.interval()
-    # Both seats: play_games alternates the seat the learner takes.
-    assert result.games == 200
-    assert lo > 0.5, str(result)
+def test_a_league_run_writes_its_records(tmp_path: Path):
+    # That PPO in a league learns is test_ppo_and_dqn_learn_side_by_side's to show.
+    league.train(TTT, num_policies=2, total_steps=4_000, run_dir=str(tmp_path), **FAST)
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert set(board["policy"]) >= {"p0", "p1", "random"}
-    assert (tmp_path / "matches.csv.gz").stat().st_size > 0
-    assert (tmp_path / "payoff.csv").exists()
-    assert (tmp_path / "checkpoints" / "p0").is_dir()
+    assert board.loc[board["policy"] == "p0", "games"].item() > 0
+    matches = pd.read_csv(tmp_path / "matches.csv.gz")
+    assert len(matches) > 0 and set(matches["policies"].str.split(";").sum()) >= {"p0", "p1"}
+    payoff = pd.read_csv(tmp_path / "payoff.csv", index_col=0)
+    assert {"p0", "p1"} <= set(payoff.index) and {"p0", "p1"} <= set(payoff.columns)
+    assert list((tmp_path / "checkpoints" / "p0").glob("*.pt"))
 
 
 def test_ppo_and_dqn_learn_side_by_side(tmp_path: Path):
@@ -67,7 +68,7 @@ def test_ppo_and_dqn_learn_side_by_side(tmp_path: Path):
         ],
         total_steps=40_000,
         run_dir=str(tmp_path),
-        **FAST,
+        **LEARN,
     )
     state = json.loads((tmp_path / "trainer.json").read_text())
     for pid in ("ppo", "dqn"):

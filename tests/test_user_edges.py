@@ -15,7 +15,9 @@ from conftest import TinyParallelEnv
 from gymnasium import spaces
 
 import league
+from league.cli import main as cli_main
 from league.errors import ConfigError, PolicyError
+from league.records import LeagueStateError
 from wrappers.errors import EnvError
 
 TTT = "classic/tictactoe-v3"
@@ -116,23 +118,37 @@ def test_a_run_of_an_env_that_cannot_be_named_asks_for_env(tmp_path: Path, capsy
     assert code == 0 and "4 games" in out
 
 
-def test_expected_errors_print_one_line_with_the_fix(tmp_path: Path):
+def _in_process_error(capsys, argv: list[str], *parts: str) -> None:
+    """`league ARGV` through the CLI's own entry point, in this process (a subprocess
+    per case would import torch nine times): exit status 2 and one line naming the fix."""
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+def test_expected_errors_print_one_line_with_the_fix(tmp_path: Path, capsys):
+    # One real process: what a shell sees (exit status, stderr, no traceback).
     _one_line_error(_league("train", "classic/nope-v0"), "'classic/nope-v0' names no env")
-    _one_line_error(
-        _league("train", TTT, "--total-steps", "-5", "--run-dir", str(tmp_path / "x")),
+    _in_process_error(
+        capsys,
+        ["train", TTT, "--total-steps", "-5", "--run-dir", str(tmp_path / "x")],
         "total_steps=-5 must be 0 (no limit) or more",
     )
     run = tmp_path / "run"
     league.train(TTT, num_policies=2, total_steps=512, run_dir=str(run), **FAST)
-    _one_line_error(_league("eval", str(run), "--policy", "p7"), "no policy 'p7'", "p0, p1")
-    _one_line_error(_league("eval", str(run), "--opponent", "p7"), "no policy 'p7'")
+    capsys.readouterr()
+    _in_process_error(capsys, ["eval", str(run), "--policy", "p7"], "no policy 'p7'", "p0, p1")
+    _in_process_error(capsys, ["eval", str(run), "--opponent", "p7"], "no policy 'p7'")
     (tmp_path / "empty").mkdir()
-    _one_line_error(_league("plot", str(tmp_path / "empty")), "holds none of", "runs/<name>")
-    _one_line_error(_league("check", TTT, "--episodes", "0"), "episodes=0")
+    _in_process_error(capsys, ["plot", str(tmp_path / "empty")], "holds none of", "runs/<name>")
+    _in_process_error(capsys, ["check", TTT, "--episodes", "0"], "episodes=0")
     (run / "league.json").write_text("{broken")
-    _one_line_error(_league("leaderboard", str(run)), "league.json", "league.json.bak")
-    out = _league("--debug", "leaderboard", str(run))
-    assert out.returncode != 0 and "Traceback" in out.stderr  # --debug shows it
+    _in_process_error(capsys, ["leaderboard", str(run)], "league.json", "league.json.bak")
+    with pytest.raises(LeagueStateError):  # --debug lets the traceback through
+        cli_main(["--debug", "leaderboard", str(run)])
 
 
 def _first_legal(obs, action_mask):
