@@ -107,8 +107,11 @@ def train(
     if resume is not None:
         saved = RunDir.open(resume).read_config()
         if config.get("backend", saved.get("backend")) != saved.get("backend"):
-            # Another backend chooses its own workers (a run moves between them).
+            # Another backend chooses its own workers (a run moves between them), and
+            # a cluster's address and GPUs stay behind with the Ray backend.
             saved["num_workers"] = None
+            if config["backend"] != "ray":
+                saved["ray_address"] = saved["ray_gpus"] = None
         if "total_steps" in config or "max_seconds" in config:
             # A new budget replaces the saved one whole: the option not given is no limit.
             saved["total_steps"] = saved["max_seconds"] = None

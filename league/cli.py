@@ -21,6 +21,8 @@ DEMO_ENV = "classic/connect_four-v3"
 def _parse_value(kind: Any) -> Any:
     """An argparse `type` for a config field's annotation (JSON for lists and dicts)."""
     args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if bool in args and len(args) > 1:  # bool | dict (pbt): true/false or a JSON object
+        return _bool_or_json
     if args and typing.get_origin(kind) not in (list, dict):
         kind = args[0]  # X | None -> X
     if typing.get_origin(kind) in (list, dict) or kind in (list, dict):
@@ -30,6 +32,10 @@ def _parse_value(kind: Any) -> Any:
     if kind in (int, float):
         return kind
     return str
+
+
+def _bool_or_json(text: str) -> Any:
+    return json.loads(text) if text.lstrip().startswith("{") else _bool(text)
 
 
 def _bool(text: str) -> bool:

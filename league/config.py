@@ -57,7 +57,7 @@ class TrainConfig:
     mode: str = option(
         "sync",
         "Collection mode. ``sync``: collect one batch per learner, train every learner, "
-        "collect again (deterministic, no policy lag). ``async``: learners train in "
+        "collect again (deterministic; at most one version of lag). ``async``: learners train in "
         "background threads while collection goes on.",
     )
     batched: bool = option(
@@ -174,7 +174,8 @@ class TrainConfig:
     )
     ladder_seconds: float = option(
         300.0,
-        "Every this many seconds of training, and at the end of runs that lasted that long, "
+        "Every this many seconds (wall clock, from the end of the last evaluation), and at "
+        "the end of runs that lasted that long, "
         "the top learners play the reference ladder (random play and the env's bots, "
         "docs/league.md), off the training clock; results in ladder.csv and TensorBoard. "
         "0 = never. Envs whose seats have several roles have no ladder.",
@@ -206,8 +207,9 @@ class TrainConfig:
     )
     torch_threads: int = option(
         1,
-        "torch intra-op threads in the training process (0 = torch's default). Small "
-        "models train fastest on one thread; more threads only add contention.",
+        "torch intra-op threads in the training process while acting (0 = torch's "
+        "default). Small models act fastest on one thread; with 1, sync mode's updates "
+        "use 2 threads while the envs wait.",
     )
     tensorboard: bool = option(True, "Write TensorBoard scalars under ``<run_dir>/tb``.")
     plots: bool = option(

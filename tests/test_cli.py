@@ -118,3 +118,12 @@ def test_the_options_table_in_the_docs_is_current():
 
     docs = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
     assert TrainConfig.options_table() in docs, "regenerate it: TrainConfig.options_table()"
+
+
+def test_pbt_takes_true_or_a_json_object():
+    from league.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "classic/tictactoe-v3", "--pbt", '{"interval": 5000}'])
+    assert args.pbt == {"interval": 5000}
+    assert parser.parse_args(["train", "classic/tictactoe-v3", "--pbt", "true"]).pbt is True

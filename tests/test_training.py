@@ -29,6 +29,7 @@ FAST = dict(
 # batches as FAST's 8 in about 60% of the time.
 LEARN = {**FAST, "num_envs": 32, "rollout": 8}
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)

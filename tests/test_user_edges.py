@@ -274,3 +274,16 @@ def test_fixed_policies_named_like_seats_are_refused(tmp_path: Path):
         league.train(
             TTT, num_policies=2, fixed_policies={"player_1": _first_legal}, run_dir=str(tmp_path)
         )
+
+
+def test_a_cluster_run_resumes_locally(tmp_path: Path):
+    """A run trained on a Ray cluster saved its address; resuming it with
+    backend="local" leaves the address (and GPUs) behind with the Ray backend."""
+    league.train(TTT, num_policies=2, total_steps=512, run_dir=str(tmp_path), **FAST)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(backend="ray", ray_address="10.0.0.1:6379", ray_gpus=1.0, num_workers=4)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    run = league.train(TTT, resume=str(tmp_path), backend="local", total_steps=1_024, **FAST)
+    assert run.env_steps >= 1_024
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["backend"] == "local" and saved["ray_address"] is None

@@ -297,8 +297,9 @@ class SyncLoop(Loop):
 
     With worker processes the envs are stepped in two halves, always in the
     same order: the policies act on one half while the other half steps in its
-    workers. The schedule, and so every result, depends on the number of
-    envs and seeds only, not on which worker finishes first.
+    workers (an odd number of workers steps all envs at once). The schedule,
+    and so every result, depends on the number of envs, of workers and the
+    seeds only, not on which worker finishes first.
     """
 
     def iterate(self) -> None:

@@ -1,7 +1,8 @@
 """Observers: how add-ons hook into training without living in the loop.
 
-The loop only loops. Metrics, the progress bar, PBT, league roles' resets and
-periodic ladder evaluation are observers: objects whose methods the trainer
+The loop only loops. Metrics, the progress bar, PBT, plots and periodic ladder
+evaluation are observers (league roles' snapshots and resets are the league's
+own, `League.advance`): objects whose methods the trainer
 calls on named events (Sample Factory's `AlgoObserver` is the model). Override
 the hooks you need; every hook gets the `Trainer`, whose public attributes
 (`config`, `league`, `population`, `run_dir`, `state`, `last_iteration`) are
@@ -11,8 +12,10 @@ Order of events in a run: `on_start`, then per iteration any number of
 `on_match`, `on_update` and `on_snapshot` (each snapshot right after the
 update that caused it), then `on_iteration`; `on_checkpoint` after every
 checkpoint (the first right after `on_start`, one at the end); `on_stop` last,
-also when the run stopped on an error (reason "error", after the checkpoint
-that keeps what was learnt).
+also when the run stopped on an error (reason "error"; after an expected
+error, the family of `league.errors`, it comes after the checkpoint that
+keeps what was learnt; after an unexpected one nothing is saved, and the
+last checkpoint stands).
 """
 
 from __future__ import annotations

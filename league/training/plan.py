@@ -1,7 +1,8 @@
 """What a run will build, worked out from its config and its env before anything is built.
 
 `EnvInfo.probe` builds the env once to read its seats, roles and spaces.
-`make_plan(config, env, custom_mapping)` is pure: it checks every rule that
+`make_plan(config, env, custom_mapping)` writes nothing and builds nothing (it
+reads the CPU count and whether CUDA is there): it checks every rule that
 needs the env, fills in what the config leaves open (the batch size, each
 learner's id, role, algorithm config, device and seed) and returns a `Plan`.
 The config it is given is never changed; `Plan.config` is the resolved copy
@@ -336,7 +337,7 @@ def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
 
 
 def check_ids_are_not_seats(ids: list[str], env: EnvInfo) -> None:
-    """A policy named like a seat ("agent_0") reads as that seat everywhere (matches.csv,
+    """A policy named like a seat ("agent_0") reads as that seat everywhere (matches.csv.gz,
     the leaderboard): refused, with the seats to avoid."""
     clash = [pid for pid in ids if pid in env.seats]
     if clash:

@@ -15,7 +15,8 @@ A checkpoint writes the policy files, then the league's files, then
 `trainer.json`; a run killed at any moment reopens at its last complete
 checkpoint. `RunDir.create` refuses a directory that holds a run (or moves it
 aside to a dated backup on request) before anything is written;
-`RunDir.open` finds a run and checks that its files agree with each other.
+`RunDir.open` finds a run (its config.json); `check_resumable` checks, before a
+resume, that its files agree with each other.
 Opening never writes, so a read-only copy of a run can be loaded.
 """
 
