@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -174,3 +175,25 @@ def test_a_device_that_does_not_exist_is_refused_before_training(tmp_path: Path,
     with pytest.raises(ValueError, match=rf"device='{device}'.*available: \['cpu'"):
         league.train(TTT, num_policies=2, device=device, run_dir=str(tmp_path), **FAST)
     assert not (tmp_path / "trainer.json").exists()
+
+
+def test_sync_updates_keep_the_faster_thread_count_and_look_again():
+    """Two torch threads speed an update up on an idle machine and slow it several
+    times over when other processes hold the cores: the loop times both and keeps
+    the faster, trying the other again later (less often each time it loses)."""
+    from league.training.loop import UpdateThreads
+
+    chooser = UpdateThreads(cores=2, recheck=8)
+    picks = []
+    for k in range(300):
+        threads = chooser.pick()
+        picks.append(threads)
+        contended = k < 150  # other processes hold the cores, then leave
+        seconds = {1: 1.0, 2: 5.0 if contended else 0.6}[threads]
+        chooser.record(threads, seconds * 256, 256)
+    busy, idle = picks[4:150], picks[230:]
+    assert busy.count(1) > 0.9 * len(busy) and 2 in busy  # two threads tried, and dropped
+    retries = [k for k in range(5, 150) if picks[k] == 2]
+    assert all(b - a > 8 for a, b in itertools.pairwise(retries))  # backing off
+    assert idle.count(2) > 0.9 * len(idle)  # idle again: two threads win and stay
+    assert UpdateThreads(cores=1).pick() == 1

@@ -108,6 +108,13 @@ def test_resume_continues_the_same_run(tmp_path: Path):
     assert games_after.sum() > games_before.sum()
 
 
+def _committed_steps(run_dir: Path) -> int:
+    try:  # trainer.json is replaced atomically: absent or whole
+        return json.loads((run_dir / "trainer.json").read_text())["env_steps"]
+    except FileNotFoundError:
+        return 0
+
+
 def test_sigkill_mid_run_then_resume(tmp_path: Path):
     run_dir = tmp_path / "run"
     code = (
@@ -119,9 +126,9 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path):
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not (run_dir / "trainer.json").exists():
+        while _committed_steps(run_dir) == 0:  # the first checkpoint holds no steps
             assert proc.poll() is None, "training process died"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            assert time.monotonic() < deadline, "no checkpoint of trained steps within 120 s"
             time.sleep(0.2)
         time.sleep(2.5)  # let it write more checkpoints, then kill it mid-flight
     finally:

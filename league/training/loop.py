@@ -23,6 +23,7 @@ from league.algos.stacked import PolicyBank
 from league.collect import Actor, Collector, SampleBuffer, SingleActing
 from league.training.learner_threads import LagStats, LearnerThread, SharedPolicy
 from league.training.modes import BatchedMapping, OnePolicyPerRole
+from league.training.plan import available_cores
 from league.training.population import BankSnapshot, LearnerUnit, StackUnit
 
 if TYPE_CHECKING:
@@ -291,6 +292,57 @@ class Loop:
         trainer.maybe_checkpoint()
 
 
+class UpdateThreads:
+    """How many torch threads sync mode's updates use, chosen by timing them.
+
+    The envs wait while the learners train, so a second thread on a second
+    core speeds the update up on an otherwise idle machine; on a machine whose
+    cores other processes hold, the two threads wait for each other and an
+    update takes several times as long (measured: 9x with a benchmark running
+    next to the test suite). The first updates alternate one and two threads;
+    then the faster (median seconds per sample over the last few) is kept, and
+    the other is tried again after `recheck` updates, twice as long after each
+    time it loses (at most `max_recheck`). Either count gives the same numbers
+    for models of this size (an MLP's gradients and the stacked baddbmm were
+    checked bitwise equal on CPU).
+    """
+
+    def __init__(
+        self, cores: int, recheck: int = 16, keep: int = 4, warmup: int = 4, max_recheck: int = 64
+    ) -> None:
+        self.options = (1, 2) if cores >= 2 else (1,)
+        self.seconds: dict[int, list[float]] = {n: [] for n in self.options}
+        self.recheck, self.keep, self.warmup = recheck, keep, warmup
+        self.max_recheck = max_recheck
+        self.count, self.next_check = 0, warmup + recheck
+
+    def pick(self) -> int:
+        if len(self.options) == 1:
+            return 1
+        if self.count < self.warmup:
+            return self.options[self.count % 2]
+        best = self.best()
+        if self.count >= self.next_check:
+            return next(n for n in self.options if n != best)
+        return best
+
+    def best(self) -> int:
+        return min(self.options, key=lambda n: float(np.median(self.seconds[n])))
+
+    def record(self, threads: int, seconds: float, samples: int) -> None:
+        if len(self.options) == 1 or samples == 0:
+            return
+        rechecked = self.count >= self.warmup and threads != self.best()
+        if rechecked:  # a fresh look at the other count: its old timings are stale
+            self.seconds[threads] = []
+        self.seconds[threads] = [*self.seconds[threads], seconds / samples][-self.keep :]
+        self.count += 1
+        if rechecked:
+            if self.best() != threads:
+                self.recheck = min(2 * self.recheck, self.max_recheck)
+            self.next_check = self.count + self.recheck
+
+
 class SyncLoop(Loop):
     """Collect `rollout` steps of every env, then one update of every learner that has a
     batch (each stack of learners in one tensor program), repeat.
@@ -302,6 +354,10 @@ class SyncLoop(Loop):
     seeds only, not on which worker finishes first.
     """
 
+    def __init__(self, trainer: Trainer, vec: Any) -> None:
+        super().__init__(trainer, vec)
+        self.update_threads = UpdateThreads(available_cores())
+
     def iterate(self) -> None:
         for _ in range(self.config.rollout * self.collector.steps_per_round):
             if not self.step_envs():
@@ -309,10 +365,14 @@ class SyncLoop(Loop):
         if self.interrupted():
             return
         batches = self.ready_batches()
-        if batches and self.config.torch_threads == 1:
-            torch.set_num_threads(2)
+        threads = self.update_threads.pick() if batches and self.config.torch_threads == 1 else 0
+        if threads:
+            torch.set_num_threads(threads)
+            started = time.perf_counter()
         results = self.population.learn(batches, interrupt=self.interrupted)
-        if batches and self.config.torch_threads == 1:
+        if threads:
+            samples = sum(len(b["rewards"]) for b in batches.values())
+            self.update_threads.record(threads, time.perf_counter() - started, samples)
             torch.set_num_threads(1)
         for pid in self.population.ids:
             result = results.get(pid)

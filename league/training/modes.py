@@ -2,7 +2,7 @@
 
 | mode | batched | who picks each seat's policy |
 | --- | --- | --- |
-| sync | False | the league (round-robin by default: equal experience per learner) |
+| sync | False | the league's matchmaking (AlphaStar's main-agent mix by default) |
 | async | False | the league; with ``mix_policies_in_one_env=False`` one policy per role per env |
 | sync/async | True | fixed per env batch: one learner per role per contiguous block of envs |
 

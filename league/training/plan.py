@@ -184,14 +184,9 @@ def make_plan(
     )
     batches = env_batches(config.num_envs, per_role) if config.batched else None
     league_config = resolved_config.league_config()
-    if "strategy" not in config.league:
-        if any(s.league_role in ALPHASTAR_ROLES for s in learners):
-            league_config = dataclasses.replace(league_config, strategy="roles")
-            notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
-        elif config.mode == "sync":
-            # Sync training promises every learner the same experience: a
-            # deterministic round-robin unless the user picks a strategy.
-            league_config = dataclasses.replace(league_config, strategy="round_robin")
+    if "strategy" not in config.league and any(s.league_role in ALPHASTAR_ROLES for s in learners):
+        league_config = dataclasses.replace(league_config, strategy="roles")
+        notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
     if config.pbt:
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
 
