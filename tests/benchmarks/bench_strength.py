@@ -34,7 +34,15 @@ ROOT = Path(__file__).resolve().parents[2]
 ENVS = {"connect_four": "classic/connect_four-v3", "tictactoe": "classic/tictactoe-v3"}
 
 
-def child(env: str, minutes: float, steps: int, seed: int, options: dict, games: int) -> dict:
+def child(
+    env: str,
+    minutes: float,
+    steps: int,
+    seed: int,
+    options: dict,
+    games: int,
+    keep: str | None = None,
+) -> dict:
     import league
     from league.evaluate import wilson
     from league.ladder import evaluate_ladder, ladder_rungs
@@ -42,18 +50,19 @@ def child(env: str, minutes: float, steps: int, seed: int, options: dict, games:
 
     info = EnvInfo.probe(ENVS[env], measure=False)
     with tempfile.TemporaryDirectory() as tmp:
+        run_dir = f"{keep}/{env}_seed{seed}_{int(time.time())}" if keep else f"{tmp}/run"
         started = time.monotonic()
         run = league.train(
             ENVS[env],
             max_seconds=0 if steps else minutes * 60,
             total_steps=steps,
             seed=seed,
-            run_dir=f"{tmp}/run",
+            run_dir=run_dir,
             progress=False,
             **options,
         )
         wall = time.monotonic() - started
-        commit = json.loads(Path(f"{tmp}/run/trainer.json").read_text())
+        commit = json.loads(Path(run_dir, "trainer.json").read_text())
         board = run.leaderboard()
         top = run.best()
         obs_space, action_space = info.spaces[info.roles[0]]
@@ -103,6 +112,7 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=400)
     parser.add_argument("--config", action="append", default=[], help="name=JSON (repeatable)")
     parser.add_argument("--out", default=None, help="JSON lines (default docs/results/...)")
+    parser.add_argument("--keep", metavar="DIR", help="keep each run directory under DIR")
     parser.add_argument("--table", metavar="JSONL", help="only print the tables of a results file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,6 +135,7 @@ def main() -> None:
                 "seed": seed,
                 "options": json.loads(options),
                 "games": args.games,
+                "keep": args.keep,
             }
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", json.dumps(job)],
