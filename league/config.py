@@ -302,7 +302,7 @@ class TrainConfig:
             )
         self.league_config()  # refuses unknown or out-of-range league options
         self._check_roles()
-        if self.pbt:
+        if self.pbt is not None and self.pbt is not False:  # {} = the defaults
             from league.pbt import PBTConfig
 
             PBTConfig.from_value(self.pbt)

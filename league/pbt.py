@@ -160,7 +160,9 @@ class PBT(Observer):
         self.groups: list[list[str]] = []
         self.rows: list[list[Any]] = []  # events since the last checkpoint
         self.path: Path | None = None
-        self.written: int | None = 0  # rows in pbt.csv that a committed checkpoint counts
+        # Rows of pbt.csv that a committed checkpoint counts; None: unknown (a fresh run,
+        # or a resume whose checkpoints had no PBT), so the file's rows all stand.
+        self.written: int | None = None
 
     def on_start(self, trainer: Trainer) -> None:
         self.path = Path(trainer.run_dir.path) / PBT_FILE
@@ -198,7 +200,8 @@ class PBT(Observer):
         trainer.copy_learner(source, member)
         league.inherit(member, source)
         new = self.explore(population.hyperparameters(source), self.start[member])
-        population.set_hyperparameters(member, **new)
+        with trainer.loop.consistent(member):  # not while its learner thread updates
+            population.set_hyperparameters(member, **new)
         self.rows.append(
             [
                 round(time.time(), 3),
@@ -230,7 +233,7 @@ class PBT(Observer):
             if self.rng.random() < 0.5:
                 factor = 1.0 / factor
             if name in DISCOUNTS:
-                out[name] = float(min(1.0 - (1.0 - out[name]) * factor, 1.0))
+                out[name] = float(min(max(1.0 - (1.0 - out[name]) * factor, 0.0), 1.0))
             else:
                 out[name] = out[name] * factor
             if name == "clip_coef":

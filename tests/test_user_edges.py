@@ -287,3 +287,17 @@ def test_a_cluster_run_resumes_locally(tmp_path: Path):
     assert run.env_steps >= 1_024
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["backend"] == "local" and saved["ray_address"] is None
+
+
+def test_a_resume_refuses_other_league_options_and_adds_new_opponents(tmp_path: Path):
+    league.train(TTT, num_policies=2, total_steps=512, run_dir=str(tmp_path), **FAST)
+    with pytest.raises(ConfigError, match=r"max_snapshots 20 -> 4"):
+        league.train(TTT, resume=str(tmp_path), total_steps=1_024, league={"max_snapshots": 4})
+    run = league.train(
+        TTT,
+        resume=str(tmp_path),
+        total_steps=4_096,
+        fixed_policies={"first_legal": _first_legal},
+        **FAST,
+    )
+    assert "first_legal" in set(run.leaderboard()["policy"])

@@ -362,18 +362,28 @@ class SyncLoop(Loop):
         for _ in range(self.config.rollout * self.collector.steps_per_round):
             if not self.step_envs():
                 return
-        if self.interrupted():
-            return
-        batches = self.ready_batches()
-        threads = self.update_threads.pick() if batches and self.config.torch_threads == 1 else 0
+        # Matchmaking need not give every learner one batch per iteration (PFSP picks
+        # the learners others lose to more often): a learner that collected two
+        # trains twice, oldest samples first, so no buffer grows.
+        while not self.interrupted():
+            batches = self.ready_batches()
+            if not batches:
+                return
+            self.train(batches)
+
+    def train(self, batches: dict[str, dict[str, np.ndarray]]) -> None:
+        threads = self.update_threads.pick() if self.config.torch_threads == 1 else 0
         if threads:
             torch.set_num_threads(threads)
-            started = time.perf_counter()
-        results = self.population.learn(batches, interrupt=self.interrupted)
+        started = time.perf_counter()
+        try:
+            results = self.population.learn(batches, interrupt=self.interrupted)
+        finally:
+            if threads:
+                torch.set_num_threads(1)
         if threads:
             samples = sum(len(b["rewards"]) for b in batches.values())
             self.update_threads.record(threads, time.perf_counter() - started, samples)
-            torch.set_num_threads(1)
         for pid in self.population.ids:
             result = results.get(pid)
             if isinstance(result, NonFiniteLossError):

@@ -187,7 +187,7 @@ def make_plan(
     if "strategy" not in config.league and any(s.league_role in ALPHASTAR_ROLES for s in learners):
         league_config = dataclasses.replace(league_config, strategy="roles")
         notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
-    if config.pbt:
+    if config.pbt is not None and config.pbt is not False:
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
 
         check_pbt_population(_pbt_spec_groups(learners, env, config.stack))

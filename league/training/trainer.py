@@ -109,7 +109,7 @@ class Trainer:
         if self.resumed:
             self._restore()
         self.observers = Observers([History(), *observers])
-        if self.config.pbt:
+        if self.config.pbt is not None and self.config.pbt is not False:
             self.observers.add(PBT(PBTConfig.from_value(self.config.pbt), pbt_objective))
         # The ladder is for contests between seats of one role (board games, rps, ...).
         contest = len(self.league.layout.team_names) > 1
@@ -182,6 +182,7 @@ class Trainer:
         for pid in self.population.ids:
             self.population.load_state_dict(pid, self.run_dir.load_policy(files[pid])["state"])
         league = League.load(self.run_dir.path, mapping=self.mapping)
+        self._check_league_options(league)
         if sorted(league.learners()) != sorted(self.population.ids):
             raise RunDirError(
                 f"cannot resume {str(self.run_dir)!r}: its league.json has learners "
@@ -201,7 +202,27 @@ class Trainer:
                     f"function that runs do not save; pass fixed_policies={{{pid!r}: fn}} "
                     "to resume it"
                 )
+        for pid, record in self.league.policies.items():  # opponents new on this resume
+            if pid not in league.policies and record.kind == "fixed":
+                league.add_fixed(pid, record.role, record.payload, record.algo)
         self.league = league
+
+    def _check_league_options(self, league: League) -> None:
+        """The saved league keeps its own options (its matchmaking state and ratings
+        were made under them): a `league={...}` option given on resume that differs
+        is refused rather than silently ignored."""
+        wanted = self.plan.league_config
+        changed = [
+            f"{key} {getattr(league.config, key)!r} -> {getattr(wanted, key)!r}"
+            for key in self.config.league
+            if key != "seed" and getattr(league.config, key) != getattr(wanted, key)
+        ]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {str(self.run_dir)!r} with other league options "
+                f"({'; '.join(changed)}): its ratings and matchmaking were made under the "
+                "saved ones. Leave league= as saved, or train a new run directory"
+            )
 
     def _restore_observers(self) -> None:
         saved = self.run_dir.read_commit().get("observers", {})
