@@ -200,8 +200,7 @@ class PBT(Observer):
         trainer.copy_learner(source, member)
         league.inherit(member, source)
         new = self.explore(population.hyperparameters(source), self.start[member])
-        with trainer.loop.consistent(member):  # not while its learner thread updates
-            population.set_hyperparameters(member, **new)
+        trainer.set_hyperparameters(member, new)
         self.rows.append(
             [
                 round(time.time(), 3),

@@ -392,6 +392,13 @@ class Trainer:
         else:
             self.population.copy(source, target)
 
+    def set_hyperparameters(self, policy_id: str, values: dict[str, float]) -> None:
+        """New hyperparameters for a learner (PBT), never while its learner thread is in
+        the middle of an update."""
+        loop = self.loop
+        with loop.consistent(policy_id) if loop is not None else contextlib.nullcontext():
+            self.population.set_hyperparameters(policy_id, **values)
+
     def policy_handle(self, policy_id: str, deterministic: bool = False) -> PolicyHandle:
         """A policy of the run as it acts now, for evaluation."""
         record = self.league.policies[policy_id]
