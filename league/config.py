@@ -297,7 +297,7 @@ class TrainConfig:
                 raise ConfigError(f"max_policy_lag={self.max_policy_lag} must be 0 or more")
         elif self.mix_policies_in_one_env is False and not self.batched:
             raise ConfigError(
-                "mode='sync' uses the league's fixed deterministic mapping; "
+                "mode='sync' takes every seat's policy from the league's matchmaking; "
                 "mix_policies_in_one_env=False applies to async (or batched) collection"
             )
         self.league_config()  # refuses unknown or out-of-range league options
