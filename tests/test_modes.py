@@ -131,7 +131,7 @@ def test_learners_land_on_their_devices(tmp_path: Path):
         ({"batched": True, "num_envs": 7}, "multiple of 2"),
         ({"mode": "async", "max_policy_lag": -1}, "max_policy_lag=-1"),
         ({"mode": "async", "num_batches_to_accumulate": 0}, "num_batches_to_accumulate=0"),
-        ({"mix_policies_in_one_env": False}, "mode='sync' uses the league's fixed"),
+        ({"mix_policies_in_one_env": False}, "mode='sync' takes every seat's policy"),
     ],
 )
 def test_impossible_combinations_are_refused_before_training(tmp_path, options, message):
