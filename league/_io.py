@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic file writes: a reader sees the old file or the new one, never half of one
+(and appends to the run's CSV logs, flushed to disk).
 
 Every file of a run directory is written through these helpers: the bytes go
 to a temporary file in the same directory (so the final rename never crosses
@@ -8,6 +9,7 @@ a file system), are flushed to disk, and `os.replace` swaps the file in.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
 from pathlib import Path
@@ -50,3 +52,16 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def append_csv_rows(path: Path, header: list[str] | tuple[str, ...], rows: list[list]) -> None:
+    """Append `rows` to the CSV at `path` (the header first when the file is new) and
+    flush them to disk: the run's append-only logs (history, ladder, PBT events)."""
+    new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        if new:
+            writer.writerow(header)
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())

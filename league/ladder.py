@@ -12,13 +12,12 @@ training clock, and writes `ladder.csv` and TensorBoard scalars.
 
 from __future__ import annotations
 
-import csv
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from league._io import append_csv_rows
 from league.bots import reference_bots
 from league.evaluate import EvalResult, play_games
 from league.policies import RandomPolicy
@@ -138,17 +137,6 @@ def ladder_row(result: EvalResult, env_steps: int) -> list[Any]:
     ]
 
 
-def append_rows(path: Path, rows: list[list[Any]]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if new:
-            writer.writerow(LADDER_COLUMNS)
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 class LadderEvaluation(Observer):
     """Every `seconds` of training (and when the run ends), the `top` learners by
     rating play `games` games, greedy, against every rung. The time it takes is
@@ -201,5 +189,5 @@ class LadderEvaluation(Observer):
 
     def flush(self, trainer: Trainer) -> None:
         if self.rows:
-            append_rows(Path(trainer.run_dir.path) / LADDER_FILE, self.rows)
+            append_csv_rows(Path(trainer.run_dir.path) / LADDER_FILE, LADDER_COLUMNS, self.rows)
             self.rows.clear()

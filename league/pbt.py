@@ -21,10 +21,8 @@ continues from.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from league._io import atomic_write_text
+from league._io import append_csv_rows, atomic_write_text
 from league.errors import ConfigError, unknown_keys
 from league.ratings import expected_score
 from league.training.observers import Observer
@@ -246,13 +244,7 @@ class PBT(Observer):
         new = not self.path.exists()
         if not self.rows and not new:
             return
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            if new:
-                writer.writerow(PBT_COLUMNS)
-            writer.writerows(self.rows)
-            f.flush()
-            os.fsync(f.fileno())
+        append_csv_rows(self.path, PBT_COLUMNS, self.rows)
         self.written += len(self.rows)
         self.rows.clear()
 

@@ -3,14 +3,13 @@ history.csv (ratings and returns over time, which `league plot` draws), as obser
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from league._io import append_csv_rows
 from league.training.observers import Observer
 
 if TYPE_CHECKING:
@@ -140,7 +139,6 @@ class History(Observer):
     def on_checkpoint(self, trainer: Trainer) -> None:
         board = trainer.league.leaderboard()
         path = Path(trainer.run_dir.path) / HISTORY_FILE
-        new = not path.exists()
         rows = []
         for row in board.itertuples():
             returns = self.returns.get(row.policy, [])
@@ -159,13 +157,7 @@ class History(Observer):
                 ]
             )
         self.returns.clear()
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            if new:
-                writer.writerow(HISTORY_COLUMNS)
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
+        append_csv_rows(path, HISTORY_COLUMNS, rows)
 
 
 def _round(value: float) -> float | str:
