@@ -3,6 +3,8 @@ ParallelEnv whose spaces a test chooses (for layouts no installed env has)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -15,6 +17,17 @@ from pettingzoo import ParallelEnv
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: image envs and long episodes; deselect with -m 'not slow'"
+    )
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m league ARGS` in a real process, as a shell runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "league", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

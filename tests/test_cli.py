@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from league.manager import League
 
 TTT = "classic/tictactoe-v3"
 
 
-def _league(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "league", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "run"
-    out = _league(
+    out = run_cli(
         "train",
         TTT,
         "--num-policies",
@@ -67,7 +56,7 @@ def test_train_writes_a_complete_run_directory(run_dir: Path):
 
 
 def test_train_help_documents_every_option():
-    out = _league("train", "--help")
+    out = run_cli("train", "--help")
     assert out.returncode == 0
     for option in ("--num-policies", "--batch-size", "--rollout", "--league", "--max-seconds"):
         assert option in out.stdout
@@ -76,7 +65,7 @@ def test_train_help_documents_every_option():
 
 def test_leaderboard_prints_and_exports_csv(run_dir: Path, tmp_path: Path):
     target = tmp_path / "board.csv"
-    out = _league("leaderboard", str(run_dir), "--csv", str(target))
+    out = run_cli("leaderboard", str(run_dir), "--csv", str(target))
     assert out.returncode == 0, out.stderr
     board = pd.read_csv(target)
     assert list(board["policy"])[:1] and "random" in set(board["policy"])
@@ -84,13 +73,13 @@ def test_leaderboard_prints_and_exports_csv(run_dir: Path, tmp_path: Path):
 
 
 def test_eval_reports_results_with_an_interval(run_dir: Path):
-    out = _league("eval", str(run_dir), "--games", "20", "--opponent", "random")
+    out = run_cli("eval", str(run_dir), "--games", "20", "--opponent", "random")
     assert out.returncode == 0, out.stderr
     assert "20 games" in out.stdout and "95% CI" in out.stdout
 
 
 def test_eval_plays_the_whole_ladder(run_dir: Path):
-    out = _league("eval", str(run_dir), "--ladder", "--games", "10")
+    out = run_cli("eval", str(run_dir), "--ladder", "--games", "10")
     assert out.returncode == 0, out.stderr
     assert "on the tictactoe_v3 ladder" in out.stdout
     rows = [line for line in out.stdout.splitlines() if line.startswith("| random")]
@@ -100,7 +89,7 @@ def test_eval_plays_the_whole_ladder(run_dir: Path):
 
 def test_play_lets_a_person_finish_a_game(run_dir: Path):
     moves = "\n".join(["x"] + [str(m) for m in range(9)] * 3) + "\n"
-    out = _league("play", str(run_dir), "--seat", "0", stdin=moves)
+    out = run_cli("play", str(run_dir), "--seat", "0", stdin=moves)
     assert out.returncode == 0, out.stderr
     assert "'x' is not a number" in out.stdout
     assert "0 1 2" in out.stdout  # the board's column numbers
@@ -108,7 +97,7 @@ def test_play_lets_a_person_finish_a_game(run_dir: Path):
 
 
 def test_unknown_env_is_a_clear_error():
-    out = _league("train", "classic/nope-v0", "--total-steps", "10")
+    out = run_cli("train", "classic/nope-v0", "--total-steps", "10")
     assert out.returncode != 0
     assert "names no env" in out.stderr
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TinyParallelEnv
+from conftest import TinyParallelEnv, run_cli
 from gymnasium import spaces
 
 import league
@@ -27,16 +26,6 @@ FAST = dict(num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
-
-
-def _league(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "league", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _one_line_error(out: subprocess.CompletedProcess, *parts: str) -> None:
@@ -131,7 +120,7 @@ def _in_process_error(capsys, argv: list[str], *parts: str) -> None:
 
 def test_expected_errors_print_one_line_with_the_fix(tmp_path: Path, capsys):
     # One real process: what a shell sees (exit status, stderr, no traceback).
-    _one_line_error(_league("train", "classic/nope-v0"), "'classic/nope-v0' names no env")
+    _one_line_error(run_cli("train", "classic/nope-v0"), "'classic/nope-v0' names no env")
     _in_process_error(
         capsys,
         ["train", TTT, "--total-steps", "-5", "--run-dir", str(tmp_path / "x")],
@@ -251,7 +240,7 @@ def test_games_that_are_not_contests_rank_by_return(tmp_path: Path, capsys):
     assert list(board["mean_return"]) == sorted(board["mean_return"], reverse=True)
     assert "not contests" in capsys.readouterr().out
     assert not (tmp_path / "spread" / "ladder.csv").exists()
-    printed = _league("leaderboard", str(tmp_path / "spread"))
+    printed = run_cli("leaderboard", str(tmp_path / "spread"))
     assert "mean_return" in printed.stdout and "ranked by mean episode return" in printed.stdout
     single = league.train(
         "CartPole-v1",
