@@ -105,7 +105,10 @@ def train(
     from league.training import Trainer
 
     if resume is not None:
-        saved = RunDir.open(resume).read_config()
+        run = RunDir.open(resume)
+        saved = run.read_config()
+        for key in run.read_planned():
+            saved[key] = None  # chosen by the planner, not the user: chosen again for this leg
         if config.get("backend", saved.get("backend")) != saved.get("backend"):
             # Another backend chooses its own workers (a run moves between them), and
             # a cluster's address and GPUs stay behind with the Ray backend.

@@ -82,7 +82,7 @@ def test_resume_restores_exactly_what_the_last_checkpoint_wrote(tmp_path: Path):
     saved_league = League.load(run_dir)
     assert saved_league.snapshots(), "the run should have taken snapshots"
 
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = RunDir.open(run_dir).read_config()
     config = TrainConfig.from_dict({**saved, "total_steps": commit["env_steps"] + 2_048})
     trainer = Trainer(TTT, config, resume=run_dir)
     state = trainer.state

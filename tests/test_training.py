@@ -81,7 +81,11 @@ def test_ppo_and_dqn_learn_side_by_side(tmp_path: Path):
 
 
 def test_resume_continues_the_same_run(tmp_path: Path):
-    first = league.train(TTT, num_policies=2, total_steps=6_000, run_dir=str(tmp_path), **FAST)
+    # The batch size left to the planner: a resume with another rollout plans it again.
+    options = {**FAST, "batch_size": None}
+    first = league.train(TTT, num_policies=2, total_steps=6_000, run_dir=str(tmp_path), **options)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["batch_size"] == 1024 and "batch_size" in saved["planned"]
     steps = first.env_steps
     board = first.leaderboard()
     state = json.loads((tmp_path / "trainer.json").read_text())
@@ -100,8 +104,12 @@ def test_resume_continues_the_same_run(tmp_path: Path):
             assert torch.equal(now["model"][name], tensor)
         assert now["version"] == saved["version"]
 
-    resumed = league.train(TTT, resume=str(tmp_path), total_steps=12_000, **FAST)
+    resumed = league.train(
+        TTT, resume=str(tmp_path), total_steps=12_000, **{**options, "rollout": 12}
+    )
     assert resumed.env_steps >= 12_000
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["rollout"], saved["batch_size"], saved["num_envs"]) == (12, 1056, 8)
     games_before = board.set_index("policy")["games"]
     games_after = resumed.leaderboard().set_index("policy")["games"]
     assert (games_after.loc[games_before.index] >= games_before).all()

@@ -129,7 +129,17 @@ class Plan:
     league_config: LeagueConfig
     mix: bool  # policies may share an env (async/sync unbatched)
     batches: list[tuple[int, int]] | None  # batched mode: env range per learner block
-    notes: list[str] = field(default_factory=list)  # choices made for the user, and why
+    # Options the config left open -> why this value (config.json keeps it under
+    # "planned"; a resume plans them again unless given).
+    chosen: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[str]:
+        """The choices made for the user, and why, one line each."""
+        notes = [f"{key}={getattr(self.config, key)}: {why}" for key, why in self.chosen.items()]
+        if "strategy" not in self.config.league and self.league_config.strategy == "roles":
+            notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
+        return notes
 
     @property
     def learner_ids(self) -> list[str]:
@@ -143,15 +153,15 @@ def make_plan(
     defaults to the CPU cores this process may use)."""
     learners = learner_specs(config, env)
     per_role = max(sum(s.role == r for s in learners) for r in env.role_names)
-    notes: list[str] = []
+    chosen: dict[str, str] = {}
     resolved: dict[str, Any] = {}
     if config.num_workers is None:
-        resolved["num_workers"], why = choose_workers(config, env, cores)
-        notes.append(f"num_workers={resolved['num_workers']}: {why}")
+        resolved["num_workers"], chosen["num_workers"] = choose_workers(config, env, cores)
     if config.num_envs is None:
         workers = resolved.get("num_workers", config.num_workers)
-        resolved["num_envs"], why = choose_num_envs(config, env, len(learners), per_role, workers)
-        notes.append(f"num_envs={resolved['num_envs']}: {why}")
+        resolved["num_envs"], chosen["num_envs"] = choose_num_envs(
+            config, env, len(learners), per_role, workers
+        )
     config = dataclasses.replace(config, **resolved)
     if config.num_workers and config.num_envs % config.num_workers:
         raise ConfigError(
@@ -170,9 +180,9 @@ def make_plan(
             )
     if config.batch_size is None:
         resolved["batch_size"] = default_batch_size(config, len(learners), env.decisions_per_step)
-        notes.append(
-            f"batch_size={resolved['batch_size']}: the smallest multiple of one iteration's "
-            f"share per learner that is at least {DEFAULT_MIN_BATCH}"
+        chosen["batch_size"] = (
+            "the smallest multiple of one iteration's share per learner that is at least "
+            f"{DEFAULT_MIN_BATCH}"
         )
     resolved_config = dataclasses.replace(config, **resolved)
     if config.mode == "sync":
@@ -186,12 +196,11 @@ def make_plan(
     league_config = resolved_config.league_config()
     if "strategy" not in config.league and any(s.league_role in ALPHASTAR_ROLES for s in learners):
         league_config = dataclasses.replace(league_config, strategy="roles")
-        notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
     if config.pbt is not None and config.pbt is not False:
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
 
         check_pbt_population(_pbt_spec_groups(learners, env, config.stack))
-    return Plan(resolved_config, env, learners, league_config, mix, batches, notes)
+    return Plan(resolved_config, env, learners, league_config, mix, batches, chosen)
 
 
 def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> list[list[str]]:

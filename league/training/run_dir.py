@@ -1,7 +1,7 @@
 """The run directory: every file of a run, and every check before a run touches one.
 
 ```
-runs/<name>/config.json      the resolved TrainConfig
+runs/<name>/config.json      the resolved TrainConfig ("planned": what was chosen, why)
             trainer.json     the commit point: counters and the checkpoint file of every policy
             league.json      league.json.bak   matches.csv.gz   leaderboard.csv   payoff.csv
             history.csv      ratings and returns at every checkpoint
@@ -38,6 +38,7 @@ from league.errors import RunDirError
 from league.records import STATE_FILE as LEAGUE_FILE
 
 CONFIG_FILE = "config.json"
+PLANNED = "planned"  # config.json: the options the planner chose, and why
 COMMIT_FILE = "trainer.json"
 CHECKPOINTS = "checkpoints"
 # Any of these means the directory holds (part of) a run.
@@ -123,9 +124,18 @@ class RunDir:
     # -- config and commit file ----------------------------------------------
 
     def read_config(self) -> dict[str, Any]:
-        return _read_json(self.path / CONFIG_FILE)
+        """The run's TrainConfig as data (without the planner's reasons)."""
+        config = _read_json(self.path / CONFIG_FILE)
+        config.pop(PLANNED, None)
+        return config
 
-    def write_config(self, data: dict[str, Any]) -> None:
+    def read_planned(self) -> dict[str, str]:
+        """The options the planner chose for the run (option -> why); {} for runs
+        that predate the record."""
+        return _read_json(self.path / CONFIG_FILE).get(PLANNED, {})
+
+    def write_config(self, data: dict[str, Any], planned: dict[str, str] | None = None) -> None:
+        data = {**data, PLANNED: planned or {}}
         text = json.dumps(data, indent=1, sort_keys=True, default=str)
         atomic_write_text(self.path / CONFIG_FILE, text)
 

@@ -264,7 +264,7 @@ class Trainer:
         expected_error = False
         try:
             self.loop = (AsyncLoop if config.mode == "async" else SyncLoop)(self, vec)
-            self.run_dir.write_config(self.config.to_dict())
+            self.run_dir.write_config(self.config.to_dict(), self.plan.chosen)
             self.observers.emit("on_start", self)
             self.checkpoint()
             with self.signals:
