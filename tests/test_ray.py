@@ -135,13 +135,17 @@ def test_bad_ray_input_fails_before_training_with_the_reason(tmp_path: Path):
 
 
 def test_env_workers_spread_over_the_nodes_of_a_cluster(tmp_path: Path):
-    """A two-node cluster on this machine (Ray's test cluster), in its own process."""
+    """A two-node cluster on this machine (Ray's test cluster), in its own process: env
+    workers on both nodes, the learner actor on the driver's node, its one partner."""
     code = textwrap.dedent(
         f"""
         import json
         import ray
         from ray.cluster_utils import Cluster
         import wrappers
+        from league.config import TrainConfig
+        from league.training.plan import EnvInfo, make_plan
+        from league.training.ray_backend import RayPopulation
 
         cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1}})
         cluster.add_node(num_cpus=1)
@@ -152,7 +156,16 @@ def test_env_workers_spread_over_the_nodes_of_a_cluster(tmp_path: Path):
         vec.step()
         nodes = vec.worker_nodes()
         vec.close()
-        print(json.dumps({{"nodes": nodes, "cluster_nodes": len(ray.nodes())}}))
+        # Built after the workers: Ray's own choice would then be the other node.
+        env = EnvInfo.probe({TTT!r}, measure=False)
+        plan = make_plan(TrainConfig(num_policies=2, backend="ray", num_workers=2), env)
+        host = RayPopulation(plan.learners, env, gpus=0, explicit_device=None).host
+        print(json.dumps({{
+            "nodes": nodes,
+            "cluster_nodes": len(ray.nodes()),
+            "learner": ray.get(host.node_id.remote()),
+            "driver": ray.get_runtime_context().get_node_id(),
+        }}))
         ray.shutdown()
         cluster.shutdown()
         """
@@ -163,3 +176,4 @@ def test_env_workers_spread_over_the_nodes_of_a_cluster(tmp_path: Path):
     result = json.loads(lines[-1])
     assert result["cluster_nodes"] == 2
     assert len(set(result["nodes"])) == 2  # one env worker on each node
+    assert result["learner"] == result["driver"]

@@ -119,6 +119,11 @@ class LearnerHost:
     def acting_weights(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         return {pid: self.population.acting_weights(pid) for pid in ids}
 
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def state_dict(self, policy_id: str) -> dict[str, Any]:
         return _cpu(self.population.state_dict(policy_id))
 
@@ -155,6 +160,7 @@ class RayPopulation(Population):
         snapshot_capacity: int = 0,
     ) -> None:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         devices = math.ceil(gpus)
         remote_specs = [
@@ -163,8 +169,16 @@ class RayPopulation(Population):
         mirror_specs = [_with_device(s, "cpu") for s in specs]
         super().__init__(mirror_specs, env, stack=stack, snapshot_capacity=snapshot_capacity)
         self.remote_specs = {s.id: s for s in remote_specs}
-        # It reserves GPUs, not CPUs: a small cluster's CPUs go to env workers.
-        host = ray.remote(LearnerHost).options(num_cpus=0, num_gpus=gpus, max_restarts=0)
+        # It reserves GPUs, not CPUs: a small cluster's CPUs go to env workers. Its one
+        # partner is this driver (batches in, weights out; the env workers talk to the
+        # driver, which acts), so it runs on the driver's node: always without GPUs (it
+        # needs nothing there), and with GPUs when that node has them, elsewhere when
+        # not (soft affinity; docs/distributed.md).
+        driver_node = ray.get_runtime_context().get_node_id()
+        near = NodeAffinitySchedulingStrategy(driver_node, soft=gpus > 0)
+        host = ray.remote(LearnerHost).options(
+            num_cpus=0, num_gpus=gpus, max_restarts=0, scheduling_strategy=near
+        )
         self.host = host.remote(remote_specs, env, stack)
         self._get(self.host.set_lr_scale.remote(1.0))  # built, or the reason why not
 
