@@ -48,7 +48,8 @@ def child(
     from league.ladder import evaluate_ladder, ladder_rungs
     from league.training.plan import EnvInfo
 
-    info = EnvInfo.probe(ENVS[env], measure=False)
+    env_kwargs, pad = options.get("env_kwargs") or None, options.get("pad", False)
+    info = EnvInfo.probe(ENVS[env], pad=pad, env_kwargs=env_kwargs, measure=False)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = f"{keep}/{env}_seed{seed}_{int(time.time())}" if keep else f"{tmp}/run"
         started = time.monotonic()
@@ -72,6 +73,8 @@ def child(
             ladder_rungs(info.name, action_space, obs_space),
             games,
             seed=1000 + seed,
+            env_kwargs=env_kwargs,
+            pad=pad,
         )
     row = board[board["policy"] == top].iloc[0]
     return {
