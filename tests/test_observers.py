@@ -103,7 +103,8 @@ def test_max_seconds_is_kept_within_one_minibatch(tmp_path: Path):
         **FAST,
     )
     assert recorder.trained, "no update happened"
-    assert recorder.stopped - recorder.started < 4.0 + 0.5
+    # Uncut, that update alone would take about 40 s; the margin is for a loaded machine.
+    assert recorder.stopped - recorder.started < 4.0 + 2.0
 
 
 class _Clock(Observer):
