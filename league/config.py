@@ -302,7 +302,7 @@ class TrainConfig:
             )
         self.league_config()  # refuses unknown or out-of-range league options
         self._check_roles()
-        if self.pbt is not None and self.pbt is not False:  # {} = the defaults
+        if self.pbt_enabled:
             from league.pbt import PBTConfig
 
             PBTConfig.from_value(self.pbt)
@@ -333,6 +333,11 @@ class TrainConfig:
                 f"league roles {wanted} have no main agent: exploiters exploit main agents, "
                 'so give at least one, e.g. roles={"main": 1, "main_exploiter": 1}'
             )
+
+    @property
+    def pbt_enabled(self) -> bool:
+        """Whether the run has PBT: `pbt=True` or a dict of options (`{}` = the defaults)."""
+        return self.pbt is not None and self.pbt is not False
 
     def league_config(self) -> LeagueConfig:
         """The `league={...}` options as a checked `LeagueConfig` (seeded by `seed`)."""

@@ -196,7 +196,7 @@ def make_plan(
     league_config = resolved_config.league_config()
     if "strategy" not in config.league and any(s.league_role in ALPHASTAR_ROLES for s in learners):
         league_config = dataclasses.replace(league_config, strategy="roles")
-    if config.pbt is not None and config.pbt is not False:
+    if config.pbt_enabled:
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
 
         check_pbt_population(_pbt_spec_groups(learners, env, config.stack))

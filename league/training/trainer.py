@@ -109,7 +109,7 @@ class Trainer:
         if self.resumed:
             self._restore()
         self.observers = Observers([History(), *observers])
-        if self.config.pbt is not None and self.config.pbt is not False:
+        if self.config.pbt_enabled:
             self.observers.add(PBT(PBTConfig.from_value(self.config.pbt), pbt_objective))
         # The ladder is for contests between seats of one role (board games, rps, ...).
         contest = len(self.league.layout.team_names) > 1
