@@ -1,12 +1,16 @@
 """The Ray backend: same run directory as the local backends, env workers spread over
-nodes, restarts of dead env workers, a dead learner actor, bounded worker memory, bad input."""
+nodes, restarts of dead env workers, a dead learner actor, bounded worker memory, bad input,
+Ctrl-C during a remote update."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -177,3 +181,41 @@ def test_env_workers_spread_over_the_nodes_of_a_cluster(tmp_path: Path):
     assert result["cluster_nodes"] == 2
     assert len(set(result["nodes"])) == 2  # one env worker on each node
     assert result["learner"] == result["driver"]
+
+
+class _SignalDuringUpdate(Observer):
+    """Sends this process SIGINT one second after the first game ends, which is during
+    the first update (it comes a few env steps later and takes about 40 s uncut)."""
+
+    def __init__(self) -> None:
+        self.sent: float | None = None
+        self.updates = 0
+
+    def on_match(self, trainer, result):
+        if self.sent is None:
+            self.sent = 0.0
+            threading.Timer(1.0, self._send).start()
+
+    def _send(self):
+        self.sent = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def on_update(self, trainer, policy_id, samples, stats):
+        self.updates += 1
+
+
+def test_ctrl_c_stops_a_remote_update_at_its_next_minibatch(tmp_path: Path):
+    probe = _SignalDuringUpdate()
+    with pytest.raises(KeyboardInterrupt):
+        league.train(
+            TTT,
+            policies=[{"id": "slow", "algo": "ppo", "update_epochs": 1000, "num_minibatches": 8}],
+            total_steps=10**9,
+            run_dir=str(tmp_path),
+            observers=[probe],
+            **FAST,
+        )
+    stopped = time.monotonic()
+    assert probe.updates == 1, "the signal did not arrive during the first update"
+    assert stopped - probe.sent < 10, "the run waited for the remote update to finish"
+    assert json.loads((tmp_path / "trainer.json").read_text())["learner_steps"]["slow"] > 0
