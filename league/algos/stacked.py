@@ -427,11 +427,11 @@ class StackedPPO:
         norms = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
         coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
         coef = torch.where(stepping, coef, torch.zeros_like(coef))
-        scales = [coef.view(-1, *[1] * (g.dim() - 1)) for g in grads]
-        if everyone:  # in place, one call for every parameter
-            torch._foreach_mul_(grads, scales)
-        else:
-            for p, g, scale in zip(self.params.values(), grads, scales, strict=True):
+        for p, g in zip(self.params.values(), grads, strict=True):
+            scale = coef.view(-1, *[1] * (g.dim() - 1))
+            if everyone:
+                g.mul_(scale)
+            else:
                 p.grad.index_copy_(0, index, g * scale)
         return norms
 
@@ -449,43 +449,25 @@ class StackedPPO:
         eps = self.shared_config.adam_eps
         step_size = (lr / (1 - beta1**step)).float()
         bias_correction2_sqrt = ((1 - beta2**step) ** 0.5).float()
-        if len(rows) == self.num_members:  # rows are sorted: then they are 0..M-1
-            self._adam_step_all(step_size, bias_correction2_sqrt, eps)
-            return
+        everyone = len(rows) == self.num_members  # rows are sorted: then they are 0..M-1
         for name, p in self.params.items():
             shape = (-1,) + (1,) * (p.dim() - 1)
-            grad = p.grad[rows]
-            exp_avg, exp_avg_sq = self.exp_avg[name][rows], self.exp_avg_sq[name][rows]
+            if everyone:  # in place, no gathers
+                grad, exp_avg, exp_avg_sq = p.grad, self.exp_avg[name], self.exp_avg_sq[name]
+            else:
+                grad = p.grad[rows]
+                exp_avg, exp_avg_sq = self.exp_avg[name][rows], self.exp_avg_sq[name][rows]
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt.view(shape)).add_(eps)
             # p + (-step_size) * (exp_avg / denom): Adam's addcdiv_, in its order.
             update = (exp_avg / denom).mul_(step_size.view(shape))
-            p.index_copy_(0, rows, p[rows] - update)
-            self.exp_avg[name].index_copy_(0, rows, exp_avg)
-            self.exp_avg_sq[name].index_copy_(0, rows, exp_avg_sq)
-
-    @torch.no_grad()
-    def _adam_step_all(
-        self, step_size: torch.Tensor, bias_correction2_sqrt: torch.Tensor, eps: float
-    ) -> None:
-        """`_adam_step` when every member steps: in place, each operation one call over
-        all parameters (`torch._foreach_*`, as torch.optim.Adam's foreach path), the
-        same arithmetic in the same order."""
-        beta1, beta2 = ADAM_BETAS
-        params = list(self.params.values())
-        grads = [p.grad for p in params]
-        exp_avgs, exp_avg_sqs = list(self.exp_avg.values()), list(self.exp_avg_sq.values())
-        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in params]
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denom, [bias_correction2_sqrt.view(shape) for shape in shapes])
-        torch._foreach_add_(denom, eps)
-        update = torch._foreach_div(exp_avgs, denom)
-        torch._foreach_mul_(update, [step_size.view(shape) for shape in shapes])
-        torch._foreach_sub_(params, update)
+            if everyone:
+                p.sub_(update)
+            else:
+                p.index_copy_(0, rows, p[rows] - update)
+                self.exp_avg[name].index_copy_(0, rows, exp_avg)
+                self.exp_avg_sq[name].index_copy_(0, rows, exp_avg_sq)
 
     def _fail(self, members: list[int], failed: torch.Tensor, terms: dict, failures: dict) -> None:
         for i in torch.nonzero(failed).flatten().tolist():
