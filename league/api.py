@@ -114,7 +114,7 @@ def train(
             # a cluster's address and GPUs stay behind with the Ray backend.
             saved["num_workers"] = None
             if config["backend"] != "ray":
-                saved["ray_address"] = saved["ray_gpus"] = None
+                saved["ray_address"] = saved["ray_gpus"] = saved["ray_learner_actors"] = None
         if "total_steps" in config or "max_seconds" in config:
             # A new budget replaces the saved one whole: the option not given is no limit.
             saved["total_steps"] = saved["max_seconds"] = None

@@ -98,6 +98,13 @@ class TrainConfig:
         "on its GPU i % ceil(ray_gpus). Default: every GPU of the cluster, up to one per "
         "learner.",
     )
+    ray_learner_actors: int | None = option(
+        None,
+        "backend='ray': Ray actors that train the learners; learner i trains in actor "
+        "i % ray_learner_actors, and each actor asks for ray_gpus / ray_learner_actors "
+        "GPUs, so a cluster's GPU nodes each train their learners. Default: one per whole "
+        "GPU of ray_gpus, one without GPUs.",
+    )
     num_envs: int | None = option(
         None,
         "Environments stepped side by side. Default: chosen at start from the env's measured "
@@ -271,8 +278,11 @@ class TrainConfig:
                 "backend='multiprocessing' with num_workers=0 would step the envs in the "
                 "training process; give num_workers >= 1, or use backend='local'"
             )
-        if self.backend != "ray" and (self.ray_address or self.ray_gpus is not None):
-            raise ConfigError("ray_address and ray_gpus apply to backend='ray' only")
+        ray_only = (self.ray_address, self.ray_gpus, self.ray_learner_actors)
+        if self.backend != "ray" and any(v is not None for v in ray_only):
+            raise ConfigError(
+                "ray_address, ray_gpus and ray_learner_actors apply to backend='ray' only"
+            )
         if self.backend == "ray" and self.device not in (None, "cpu"):
             raise ConfigError(
                 f"device={self.device!r}: with backend='ray' learners go on the learner actor's "

@@ -19,9 +19,11 @@ import pytest
 import torch
 
 import league
+from league.config import TrainConfig
 from league.errors import ConfigError
 from league.training import Observer
-from league.training.ray_backend import LearnerLost
+from league.training.plan import EnvInfo, make_plan
+from league.training.ray_backend import LearnerLost, RayPopulation
 
 ray = pytest.importorskip("ray", reason="the Ray extra is not installed: pip install 'league[ray]'")
 
@@ -70,12 +72,12 @@ class Chaos(Observer):
             self.rss["end"] = vec.worker_rss_bytes()
             self.snapshots = len(trainer.league.snapshots())
         if trainer.state.iteration == self.end:
-            ray.kill(trainer.population.host)
+            ray.kill(trainer.population.hosts[0])
 
 
 def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tmp_path: Path):
     chaos = Chaos(end=40)
-    with pytest.raises(LearnerLost, match="the Ray actor that trains the learners died"):
+    with pytest.raises(LearnerLost, match="a Ray actor that trains the learners died"):
         league.train(
             TTT,
             num_policies=2,
@@ -84,12 +86,14 @@ def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tm
             league={"snapshot_every": 128, "snapshot_min_steps": 128, "max_snapshots": None},
             run_dir=str(tmp_path),
             observers=[chaos],
+            ray_learner_actors=2,  # p0 and p1 train in actors of their own
             **FAST,
         )
     for name in ("config.json", "league.json", "matches.csv.gz", "leaderboard.csv", "trainer.json"):
         assert (tmp_path / name).exists(), name
     assert json.loads((tmp_path / "config.json").read_text())["backend"] == "ray"
     commit = json.loads((tmp_path / "trainer.json").read_text())
+    assert min(commit["learner_steps"].values()) > 0  # both learner actors trained
     # The killed env worker came back; its unfinished episodes counted for no one.
     assert commit["dropped_episodes"] > 0
     matches = pd.read_csv(tmp_path / "matches.csv.gz")
@@ -163,7 +167,7 @@ def test_env_workers_spread_over_the_nodes_of_a_cluster(tmp_path: Path):
         # Built after the workers: Ray's own choice would then be the other node.
         env = EnvInfo.probe({TTT!r}, measure=False)
         plan = make_plan(TrainConfig(num_policies=2, backend="ray", num_workers=2), env)
-        host = RayPopulation(plan.learners, env, gpus=0, explicit_device=None).host
+        host = RayPopulation(plan.learners, env, gpus=0, explicit_device=None).hosts[0]
         print(json.dumps({{
             "nodes": nodes,
             "cluster_nodes": len(ray.nodes()),
@@ -219,3 +223,27 @@ def test_ctrl_c_stops_a_remote_update_at_its_next_minibatch(tmp_path: Path):
     assert probe.updates == 1, "the signal did not arrive during the first update"
     assert stopped - probe.sent < 10, "the run waited for the remote update to finish"
     assert json.loads((tmp_path / "trainer.json").read_text())["learner_steps"]["slow"] > 0
+
+
+def test_learners_split_over_learner_actors_and_pbt_copies_between_them():
+    env = EnvInfo.probe(TTT, measure=False)
+    plan = make_plan(TrainConfig(num_policies=3, backend="ray", num_workers=2), env)
+    population = RayPopulation(plan.learners, env, gpus=0, explicit_device=None, actors=2)
+    try:
+        host_of = population.host_of
+        assert host_of["p0"] is host_of["p2"] is population.hosts[0]
+        assert host_of["p1"] is population.hosts[1]
+        before = {pid: population.state_dict(pid) for pid in ("p0", "p1")}
+        assert not torch.equal(*(before[p]["model"]["critic_head.weight"] for p in before))
+        population.copy("p0", "p1")  # p1 (actor 1) takes over p0 (actor 0)
+        after = population.state_dict("p1")
+        for name, tensor in before["p0"]["model"].items():
+            assert torch.equal(after["model"][name], tensor), name
+        for name, tensor in population.acting_weights("p1")["params"].items():  # the mirror
+            assert torch.equal(tensor, before["p0"]["model"][name]), name
+        assert after["version"] == before["p1"]["version"]  # its own counter and RNGs
+        assert torch.equal(after["learn_generator"], before["p1"]["learn_generator"])
+        with pytest.raises(ConfigError, match="ray_learner_actors=4 must be between 1 and"):
+            RayPopulation(plan.learners, env, gpus=0, explicit_device=None, actors=4)
+    finally:
+        population.close()

@@ -156,6 +156,14 @@ class LearnerHost:
         self.population.copy(source, target)
         return self.population.acting_weights(target)
 
+    def take_over(self, target: str, state: Mapping[str, Any]) -> dict[str, Any]:
+        """`copy` from a learner of another host: its state, keeping the target's
+        version and RNG streams."""
+        mine = self.population.state_dict(target)
+        keep = {k: mine[k] for k in ("version", "generator", "learn_generator") if k in mine}
+        self.population.load_state_dict(target, {**state, **keep})
+        return self.population.acting_weights(target)
+
     def set_hyperparameters(self, policy_id: str, values: dict[str, float]) -> None:
         self.population.set_hyperparameters(policy_id, **values)
 
@@ -188,8 +196,14 @@ def _keep_freed_memory() -> None:
 
 
 class RayPopulation(Population):
-    """The learners of a Ray run: trained in the learner host actor, acting here from a
-    CPU mirror that takes each new version's weights once."""
+    """The learners of a Ray run: trained in learner host actors, acting here from a CPU
+    mirror that takes each new version's weights once.
+
+    `actors` learner hosts (default: one per whole GPU of `gpus`, one without GPUs);
+    learner i trains in host i % actors, which asks for gpus / actors GPUs, and on
+    its GPU (i // actors) % ceil(gpus / actors): learner i on GPU i % gpus of the
+    cluster, the device rule of the local backends. An update sends each host its
+    learners' batches at once, so hosts train side by side."""
 
     def __init__(
         self,
@@ -199,35 +213,49 @@ class RayPopulation(Population):
         explicit_device: str | None,
         stack: bool = True,
         snapshot_capacity: int = 0,
+        actors: int | None = None,
     ) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        devices = math.ceil(gpus)
+        actors = learner_actors(actors, gpus, len(specs))
+        per_host = gpus / actors
+        devices = math.ceil(per_host)
         remote_specs = [
-            _with_device(s, policy_device(s.index, devices, explicit_device)) for s in specs
+            _with_device(s, policy_device(s.index // actors, devices, explicit_device))
+            for s in specs
         ]
         mirror_specs = [_with_device(s, "cpu") for s in specs]
         super().__init__(mirror_specs, env, stack=stack, snapshot_capacity=snapshot_capacity)
         self.remote_specs = {s.id: s for s in remote_specs}
-        # It reserves GPUs, not CPUs: a small cluster's CPUs go to env workers. Its one
-        # partner is this driver (batches in, weights out; the env workers talk to the
-        # driver, which acts), so it runs on the driver's node: always without GPUs (it
-        # needs nothing there), and with GPUs when that node has them, elsewhere when
-        # not (soft affinity; docs/distributed.md).
+        # A host reserves GPUs, not CPUs: a small cluster's CPUs go to env workers. Its
+        # one partner is this driver (batches in, weights out; the env workers talk to
+        # the driver, which acts), so it runs on the driver's node: always without GPUs
+        # (it needs nothing there), and with GPUs when that node has them, elsewhere
+        # when not (soft affinity; docs/distributed.md).
         driver_node = ray.get_runtime_context().get_node_id()
-        near = NodeAffinitySchedulingStrategy(driver_node, soft=gpus > 0)
+        near = NodeAffinitySchedulingStrategy(driver_node, soft=per_host > 0)
         host = ray.remote(concurrency_groups={"control": 1})(LearnerHost).options(
-            num_cpus=0, num_gpus=gpus, max_restarts=0, scheduling_strategy=near
+            num_cpus=0, num_gpus=per_host, max_restarts=0, scheduling_strategy=near
         )
-        self.host = host.remote(remote_specs, env, stack)
+        self.hosts = [
+            host.remote([s for s in remote_specs if s.index % actors == a], env, stack)
+            for a in range(actors)
+        ]
+        self.host_of = {s.id: self.hosts[s.index % actors] for s in specs}
         self._updates = 0
         self._count_lock = threading.Lock()
-        self._get(self.host.set_lr_scale.remote(1.0))  # built, or the reason why not
+        for h in self.hosts:
+            self._get(h.set_lr_scale.remote(1.0))  # built, or the reason why not
 
     def describe(self) -> str:
         gpus = {s.device for s in self.remote_specs.values()}
-        return f"{super().describe()}; trained in a Ray learner actor on {sorted(gpus)}"
+        where = (
+            f"{len(self.hosts)} Ray learner actors"
+            if len(self.hosts) > 1
+            else "a Ray learner actor"
+        )
+        return f"{super().describe()}; trained in {where} on {sorted(gpus)}"
 
     def _get(self, ref: Any) -> Any:
         import ray
@@ -236,38 +264,49 @@ class RayPopulation(Population):
             return ray.get(ref)
         except ray.exceptions.RayActorError as err:
             raise LearnerLost(
-                f"the Ray actor that trains the learners died ({err}); the run stopped, its "
+                f"a Ray actor that trains the learners died ({err}); the run stopped, its "
                 "last checkpoint is its state: resume the run directory to continue"
             ) from None
 
     def learn_unit(self, unit: Any, batches: Mapping[str, Batch], interrupt: Any = None) -> dict:
         import ray
 
-        with self._count_lock:  # async mode's learner threads call this concurrently
-            self._updates += 1
-            number = self._updates
         threads = torch.get_num_threads()
-        ref = self.host.learn.remote(dict(batches), self.deadline, threads, number)
+        pending: dict[Any, tuple[Any, int]] = {}  # ref -> (host, update number)
+        for host in self.hosts:
+            mine = {pid: b for pid, b in batches.items() if self.host_of[pid] is host}
+            if not mine:
+                continue
+            with self._count_lock:  # async mode's learner threads call this concurrently
+                self._updates += 1
+                number = self._updates
+            pending[host.learn.remote(mine, self.deadline, threads, number)] = (host, number)
+        refs = list(pending)
         if interrupt is not None:
-            while not ray.wait([ref], timeout=0.05)[0]:
+            while len(ray.wait(refs, num_returns=len(refs), timeout=0.05)[0]) < len(refs):
                 if interrupt():
-                    self.host.stop.options(concurrency_group="control").remote(number)
+                    for host, number in pending.values():
+                        host.stop.options(concurrency_group="control").remote(number)
                     break
-        results, weights = self._get(ref)
-        for pid, acting in weights.items():
-            self.apply_acting_weights(pid, acting)
+        results: dict[str, Any] = {}
+        for ref in refs:
+            mine, weights = self._get(ref)
+            results.update(mine)
+            for pid, acting in weights.items():
+                self.apply_acting_weights(pid, acting)
         return results
 
     def set_lr_scale(self, scale: float) -> None:
         super().set_lr_scale(scale)
-        self._get(self.host.set_lr_scale.remote(scale))
+        for host in self.hosts:
+            self._get(host.set_lr_scale.remote(scale))
 
     def set_hyperparameters(self, policy_id: str, **values: float) -> None:
         super().set_hyperparameters(policy_id, **values)
-        self._get(self.host.set_hyperparameters.remote(policy_id, values))
+        self._get(self.host_of[policy_id].set_hyperparameters.remote(policy_id, values))
 
     def state_dict(self, policy_id: str) -> dict[str, Any]:
-        state = self._get(self.host.state_dict.remote(policy_id))
+        state = self._get(self.host_of[policy_id].state_dict.remote(policy_id))
         # Acting happens here: the acting RNG and DQN's count of acted samples (its
         # exploration schedule) are the mirror's.
         mine = super().state_dict(policy_id)
@@ -278,22 +317,44 @@ class RayPopulation(Population):
 
     def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> None:
         super().load_state_dict(policy_id, state)
+        host = self.host_of[policy_id]
         self.apply_acting_weights(
-            policy_id, self._get(self.host.load_state_dict.remote(policy_id, state))
+            policy_id, self._get(host.load_state_dict.remote(policy_id, state))
         )
 
     def reset(self, policy_id: str) -> None:
         super().reset(policy_id)
-        self.apply_acting_weights(policy_id, self._get(self.host.reset.remote(policy_id)))
+        self.apply_acting_weights(
+            policy_id, self._get(self.host_of[policy_id].reset.remote(policy_id))
+        )
 
     def copy(self, source: str, target: str) -> None:
         super().copy(source, target)
-        self.apply_acting_weights(target, self._get(self.host.copy.remote(source, target)))
+        host = self.host_of[target]
+        if self.host_of[source] is host:
+            acting = self._get(host.copy.remote(source, target))
+        else:  # the source's state travels: weights, optimizer state, hyperparameters
+            state = self._get(self.host_of[source].state_dict.remote(source))
+            acting = self._get(host.take_over.remote(target, state))
+        self.apply_acting_weights(target, acting)
 
     def close(self) -> None:
         import ray
 
-        ray.kill(self.host)
+        for host in self.hosts:
+            ray.kill(host)
+
+
+def learner_actors(requested: int | None, gpus: float, learners: int) -> int:
+    """How many learner host actors: `requested`, or one per whole GPU (one without)."""
+    if requested is None:
+        return max(1, min(int(gpus), learners))
+    if requested < 1 or requested > learners:
+        raise ConfigError(
+            f"ray_learner_actors={requested} must be between 1 and the run's {learners} "
+            "learners (learner i trains in actor i % ray_learner_actors)"
+        )
+    return requested
 
 
 def _with_device(spec: LearnerSpec, device: str) -> LearnerSpec:

@@ -97,7 +97,13 @@ class Trainer:
         if self.config.backend == "ray":
             gpus = ray_backend.learner_gpus(self.config.ray_gpus, len(self.plan.learners))
             self.population: Population = ray_backend.RayPopulation(
-                self.plan.learners, env, gpus, self.config.device, self.config.stack, capacity
+                self.plan.learners,
+                env,
+                gpus,
+                self.config.device,
+                self.config.stack,
+                capacity,
+                actors=self.config.ray_learner_actors,
             )
         else:
             self.population = Population(

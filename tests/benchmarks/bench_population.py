@@ -15,8 +15,10 @@ interleaved round by round so that a slow stretch of the machine hits them all:
 
 Rate = env steps per second of training-loop time (trainer.json's env_steps /
 elapsed); each learner trains on every sample it collects. Peak RSS covers the
-training process and its env workers. Prints one JSON line per measurement
-and a markdown table of medians with ratios.
+training process and its env workers. This code's runs also record where the
+loop's time goes (`time_shares`: handing actions to the env workers, waiting
+for them, acting, learning, the rest; bench_ray.py's `Timing`). Prints one
+JSON line per measurement and a markdown table of medians with ratios.
 """
 
 from __future__ import annotations
@@ -37,10 +39,17 @@ ENV = "classic/connect_four-v3"
 PREVIOUS_DEFAULTS = {"stack": False, "num_workers": 0, "num_envs": 96}
 
 
-def train(seconds: float, options: dict) -> dict:
-    """One training run in this process; called in a child process."""
+def train(seconds: float, options: dict, timed: bool) -> dict:
+    """One training run in this process; called in a child process. `timed`: also the
+    shares of the loop's time in env send/wait, acting and learning (bench_ray's Timing,
+    which wraps this code's objects; not for a previous checkout)."""
     import league
 
+    observers = []
+    if timed:
+        from bench_ray import Timing
+
+        observers.append(Timing())
     with tempfile.TemporaryDirectory() as tmp:
         league.train(
             ENV,
@@ -49,6 +58,7 @@ def train(seconds: float, options: dict) -> dict:
             run_dir=f"{tmp}/run",
             progress=False,
             tensorboard=False,
+            observers=observers,
             **options,
         )
         commit = json.loads(Path(f"{tmp}/run/trainer.json").read_text())
@@ -66,6 +76,7 @@ def train(seconds: float, options: dict) -> dict:
         "rss_mb_per_learner": rss / 1024 / learners,
         "num_envs": config.get("num_envs"),
         "num_workers": config.get("num_workers"),
+        **({"time_shares": observers[0].fractions(commit["elapsed"])} if timed else {}),
     }
 
 
@@ -98,7 +109,8 @@ def child(name: str, seconds: float, options: dict, checkout: str | None = None)
     env = dict(os.environ)
     if checkout:
         env["PYTHONPATH"] = checkout
-    payload = json.dumps({"name": name, "seconds": seconds, "options": options})
+    job = {"name": name, "seconds": seconds, "options": options, "timed": checkout is None}
+    payload = json.dumps(job)
     out = subprocess.run(
         [sys.executable, __file__, "--child", payload],
         capture_output=True,
@@ -128,7 +140,7 @@ def main() -> None:
         if job["name"] == "plain":
             print(json.dumps(plain(job["seconds"])))
         else:
-            print(json.dumps(train(job["seconds"], job["options"])))
+            print(json.dumps(train(job["seconds"], job["options"], job["timed"])))
         return
 
     cases: list[tuple[str, dict, str | None]] = [("plain", {}, None)]

@@ -8,6 +8,7 @@ reuses it: its start-up is reported on its own line, not in a round.
 
     .venv/bin/python tests/benchmarks/bench_ray.py --seconds 60 --rounds 2
     .venv/bin/python tests/benchmarks/bench_ray.py --scaling --seconds 60
+    .venv/bin/python tests/benchmarks/bench_ray.py --calls --seconds 2 --rounds 3
 
 Rate = env steps per second of training-loop time (trainer.json's env_steps /
 elapsed, as bench_population.py), so building the run, its workers and Ray's
@@ -20,6 +21,9 @@ per worker) and `recv` (waiting for the workers' envs), the collector's
 acting (forward passes), and the population's `learn` (Ray: the batches to
 the learner actor, its update, the new weights back), each as a fraction of
 the training-loop time; `other` is the rest (matchmaking, bookkeeping).
+
+`--calls` times Ray's own cost per env-worker call: one round trip to two
+actors that answer at once, with numpy arrays against bytes both ways.
 
 `--scaling` starts a simulated two-node cluster on this machine (two
 `ray start --block` processes, each in its own process group, ended by
@@ -223,6 +227,61 @@ def compare(args: argparse.Namespace, log: Any) -> None:
     finally:
         ray.shutdown()
     print(f"\nRay start-up (once, not in any round): {startup['seconds']:.1f} s; {n} cores")
+
+
+class CallTarget:
+    """A Ray actor that answers a step request at once with a connect-four-sized buffer
+    (96 envs: 38,240 bytes), as an array in a tuple or as bytes."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.buffer = np.zeros(38_240, np.uint8)
+
+    def arrays(self, actions: dict, flags: Any) -> tuple:
+        return self.buffer, None
+
+    def packed(self, payload: bytes) -> bytes:
+        return self.buffer.tobytes()
+
+
+def calls(args: argparse.Namespace, log: Any) -> None:
+    """What Ray spends per env-worker call, apart from stepping: two actors asked at
+    once (one step of the sync loop's two halves), the actions going out as a dict of
+    arrays and the result coming back as an array (how `wrappers.ray_vector` talked
+    before), against both as bytes (how it talks now). Rounds interleaved."""
+    import numpy as np
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        actors = [ray.remote(num_cpus=1)(CallTarget).remote() for _ in range(2)]
+        actions = {"agent": np.zeros((96, 2), np.int64)}
+        flags = np.ones(96, bool)
+        payload = b"".join([actions["agent"].tobytes(), flags.tobytes()])
+        ray.get([a.packed.remote(payload) for a in actors])
+        kinds = {
+            "arrays": lambda: ray.get([a.arrays.remote(actions, flags) for a in actors]),
+            "bytes": lambda: ray.get([a.packed.remote(payload) for a in actors]),
+        }
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(args.rounds):
+            for kind, call in kinds.items():
+                count, started = 0, time.perf_counter()
+                while time.perf_counter() - started < args.seconds:
+                    call()
+                    count += 1
+                times[kind].append(1000 * (time.perf_counter() - started) / count)
+        for kind, ms in times.items():
+            line = {
+                "kind": "calls",
+                "payload": kind,
+                "ms_per_round_trip": [round(x, 3) for x in ms],
+            }
+            emit(log, {**line, "actors": 2, "cores": cores()})
+            print(f"{kind}: {statistics.median(ms):.2f} ms per round trip (two actors)")
+    finally:
+        ray.shutdown()
 
 
 def measure(env: str, backend: str, seconds: float, workers: int, **extra: Any) -> dict | None:
@@ -455,6 +514,11 @@ def main() -> None:
         "--node-cpus", type=int, default=2, help="logical CPUs of each simulated node"
     )
     parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="only the cost of one step's round trip to two actors: arrays against bytes",
+    )
+    parser.add_argument(
         "--settle", type=float, default=5, help="seconds of pause after Ray starts and each run"
     )
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "ray_backend.jsonl"))
@@ -465,7 +529,9 @@ def main() -> None:
     _common.quiet()
     print(f"# {cores()} CPU cores; load average {os.getloadavg()[0]:.2f}", flush=True)
     with open(args.out, "a") as log:
-        if args.scaling:
+        if args.calls:
+            calls(args, log)
+        elif args.scaling:
             scaling(args, log)
         else:
             compare(args, log)
