@@ -94,9 +94,9 @@ class TrainConfig:
     )
     ray_gpus: float | None = option(
         None,
-        "backend='ray': GPUs the learner actor asks for (fractions allowed); learner i goes "
-        "on its GPU i % ceil(ray_gpus). Default: every GPU of the cluster, up to one per "
-        "learner.",
+        "backend='ray': GPUs the learner actors ask for in all (fractions allowed); learner "
+        "i trains on the cluster's GPU i % ceil(ray_gpus). Default: every GPU of the "
+        "cluster, up to one per learner.",
     )
     ray_learner_actors: int | None = option(
         None,

@@ -5,13 +5,14 @@ arrays of its own; one buffer per step comes back through Ray and is copied
 into the caller's arrays, which read exactly like those of the serial and
 process backends. Actions go out per worker slice, packed into one bytes
 object with the step flags. Both directions are plain bytes where they are
-small: Ray serializes a numpy array (or a dict or tuple of them) with far more
-work per call than bytes, which on connect four's 240 calls a second showed
-(measured on 2 cores: a round trip of two calls 3.9-4.5 ms with arrays,
-2.5-2.9 ms with bytes). A large buffer (image observations) goes as an array,
-which Ray's object store passes without a copy. Actors
-are spread over the cluster's nodes (`scheduling_strategy="SPREAD"`) and hold
-envs only, never policies, so their memory does not depend on the league.
+small: Ray spends far more per call on numpy arrays (or dicts and tuples of
+them) than on bytes, and connect four makes about 240 calls a second
+(tests/benchmarks/bench_ray.py --calls, 2 cores: a round trip to two actors
+4.5-5.1 ms with arrays, 2.6-2.9 ms with bytes). A large buffer (image
+observations) goes as an array, which Ray's object store passes without a
+copy. Actors are spread over the cluster's nodes (Ray's SPREAD strategy)
+and hold envs only, never policies, so their memory does not depend on the
+league.
 
 A worker actor that dies (its node lost, the process killed) is restarted by
 Ray (`max_restarts`): its envs are rebuilt and reset, and their unfinished
