@@ -14,16 +14,19 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import league
+import wrappers
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.training import Observer
 from league.training.plan import EnvInfo, make_plan
 from league.training.ray_backend import LearnerLost, RayPopulation
+from wrappers.vector import _nbytes
 
 ray = pytest.importorskip("ray", reason="the Ray extra is not installed: pip install 'league[ray]'")
 
@@ -57,6 +60,7 @@ class Chaos(Observer):
         self.end = end
         self.rss: dict[str, list[int]] = {}
         self.snapshots = 0
+        self.snapshot_bytes = 0
 
     def on_start(self, trainer):
         self.rss["start"] = trainer.loop.collector.vec.worker_rss_bytes()
@@ -71,16 +75,18 @@ class Chaos(Observer):
         if trainer.state.iteration == self.end - 1:
             self.rss["end"] = vec.worker_rss_bytes()
             self.snapshots = len(trainer.league.snapshots())
+            self.snapshot_bytes = sum(trainer.population.snapshot_bytes().values())
         if trainer.state.iteration == self.end:
             ray.kill(trainer.population.hosts[0])
 
 
 def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tmp_path: Path):
-    chaos = Chaos(end=40)
+    chaos = Chaos(end=24)
     with pytest.raises(LearnerLost, match="a Ray actor that trains the learners died"):
         league.train(
             TTT,
             num_policies=2,
+            hidden_sizes=[512, 512],  # snapshots big enough to show in the workers' memory
             total_steps=10**9,
             checkpoint_seconds=0.2,
             league={"snapshot_every": 128, "snapshot_min_steps": 128, "max_snapshots": None},
@@ -99,9 +105,10 @@ def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tm
     matches = pd.read_csv(tmp_path / "matches.csv.gz")
     assert len(matches) == json.loads((tmp_path / "league.json").read_text())["matches_written"]
     # Env workers hold envs, never policies: the league grew, their memory did not.
-    assert chaos.snapshots >= 20
     growth = [b - a for a, b in zip(chaos.rss["start"], chaos.rss["end"], strict=True)]
     assert max(growth) < 8 * 2**20, growth
+    # ... where holding the league's snapshots would have taken several times that.
+    assert chaos.snapshots * chaos.snapshot_bytes > 3 * 8 * 2**20, chaos.snapshots
     # The dead learner actor left the last checkpoint: it resumes locally, then on Ray.
     local_options = {k: v for k, v in FAST.items() if k != "backend"}
     steps = commit["env_steps"]
@@ -193,12 +200,13 @@ class _SignalDuringUpdate(Observer):
 
     def __init__(self) -> None:
         self.sent: float | None = None
+        self.timer: threading.Timer | None = None
         self.updates = 0
 
     def on_match(self, trainer, result):
-        if self.sent is None:
-            self.sent = 0.0
-            threading.Timer(1.0, self._send).start()
+        if self.timer is None:
+            self.timer = threading.Timer(1.0, self._send)
+            self.timer.start()
 
     def _send(self):
         self.sent = time.monotonic()
@@ -210,16 +218,23 @@ class _SignalDuringUpdate(Observer):
 
 def test_ctrl_c_stops_a_remote_update_at_its_next_minibatch(tmp_path: Path):
     probe = _SignalDuringUpdate()
-    with pytest.raises(KeyboardInterrupt):
-        league.train(
-            TTT,
-            policies=[{"id": "slow", "algo": "ppo", "update_epochs": 1000, "num_minibatches": 8}],
-            total_steps=10**9,
-            run_dir=str(tmp_path),
-            observers=[probe],
-            **FAST,
-        )
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            league.train(
+                TTT,
+                policies=[
+                    {"id": "slow", "algo": "ppo", "update_epochs": 1000, "num_minibatches": 8}
+                ],
+                total_steps=10**9,
+                run_dir=str(tmp_path),
+                observers=[probe],
+                **FAST,
+            )
+    finally:  # a run that failed early must not leave a SIGINT on its way to pytest
+        if probe.timer is not None:
+            probe.timer.cancel()
     stopped = time.monotonic()
+    assert probe.sent is not None, "the run stopped before the signal was sent"
     assert probe.updates == 1, "the signal did not arrive during the first update"
     assert stopped - probe.sent < 10, "the run waited for the remote update to finish"
     assert json.loads((tmp_path / "trainer.json").read_text())["learner_steps"]["slow"] > 0
@@ -247,3 +262,40 @@ def test_learners_split_over_learner_actors_and_pbt_copies_between_them():
             RayPopulation(plan.learners, env, gpus=0, explicit_device=None, actors=4)
     finally:
         population.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "env_kwargs", "buffer", "steps"),
+    [
+        ("mpe2.simple_tag_v3", {"max_cycles": 6}, "bytes", 14),  # two roles, packed in turn
+        ("butterfly/pistonball-v6", {"max_cycles": 5, "n_pistons": 4}, "array", 12),
+    ],
+)
+def test_ray_env_workers_agree_with_the_serial_backend(env, env_kwargs, buffer, steps):
+    """Same seeds and actions, same arrays: through bytes (small buffers) and through
+    the object store (a worker's pistonball frames are megabytes)."""
+    from test_vector import assert_same, random_actions, snapshot
+
+    from wrappers.ray_vector import INLINE_BYTES
+
+    opts = {"env_kwargs": env_kwargs}
+    serial = wrappers.vector(env, num_envs=4, seed=11, **opts)
+    remote = wrappers.vector(env, num_envs=4, num_workers=2, seed=11, backend="ray", **opts)
+    try:
+        per_worker = remote._worker_fields
+        assert (_nbytes(per_worker) <= INLINE_BYTES) == (buffer == "bytes")
+        serial.reset()
+        remote.reset()
+        assert_same(snapshot(serial), snapshot(remote), "after reset")
+        rng = np.random.default_rng(0)
+        ends = 0
+        for t in range(steps):
+            actions = random_actions(serial, rng, np.arange(4))
+            serial.step(actions)
+            remote.step(actions)
+            assert_same(snapshot(serial), snapshot(remote), f"at step {t}")
+            ends += int(serial.episode_done.sum())
+        assert ends > 0, "the test should cover auto-resets"
+    finally:
+        serial.close()
+        remote.close()
