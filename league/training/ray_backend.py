@@ -291,8 +291,8 @@ class RayPopulation(Population):
                     break
         results: dict[str, Any] = {}
         for ref in refs:
-            mine, weights = self._get(ref)
-            results.update(mine)
+            theirs, weights = self._get(ref)
+            results.update(theirs)
             for pid, acting in weights.items():
                 self.apply_acting_weights(pid, acting)
         return results
