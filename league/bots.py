@@ -16,6 +16,7 @@ unless given a `seed`; among equally good moves they prefer the centre.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 import numpy as np
@@ -171,6 +172,16 @@ def _four(stones: int) -> bool:
     return False
 
 
+def immediate_wins(board: np.ndarray, columns: Iterable[int]) -> tuple[list[int], list[int]]:
+    """Connect four, the side to move's board (H, W, 2): of `columns`, those where it
+    wins at once, and those where the opponent would win at once (the blocks)."""
+    current, mask = _bitboards(board)
+    columns = list(columns)
+    wins = [col for col in columns if _four(current | _drop(mask, col))]
+    blocks = [col for col in columns if _four((current ^ mask) | _drop(mask, col))]
+    return wins, blocks
+
+
 class _ConnectFourBot(Bot):
     board_shape = (_ROWS, _COLS)
 
@@ -194,13 +205,9 @@ class ConnectFourLookahead(_ConnectFourBot):
     name = "lookahead"
 
     def _choose(self, board: np.ndarray, legal: np.ndarray) -> int:
-        current, mask = _bitboards(board)
         moves = [col for col in _CENTRE_FIRST if legal[col]]
-        for stones in (current, current ^ mask):
-            wins = [col for col in moves if _four(stones | _drop(mask, col))]
-            if wins:
-                return self._pick(wins)
-        return self._pick(moves)
+        wins, blocks = immediate_wins(board, moves)
+        return self._pick(wins or blocks or moves)
 
 
 _EXACT, _LOWER, _UPPER = 0, 1, 2

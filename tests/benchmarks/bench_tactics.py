@@ -20,7 +20,7 @@ import numpy as np
 from pettingzoo.classic import connect_four_v3
 
 import league
-from league.bots import _bitboards, _drop, _four
+from league.bots import immediate_wins
 
 
 def positions(count: int, seed: int) -> tuple[list, list]:
@@ -39,10 +39,8 @@ def positions(count: int, seed: int) -> tuple[list, list]:
                 env.step(None)
                 continue
             board, mask = obs["observation"], obs["action_mask"]
-            mine, taken = _bitboards(board)
             legal = np.flatnonzero(mask)
-            win = [c for c in legal if _four(mine | _drop(taken, c))]
-            block = [c for c in legal if _four((mine ^ taken) | _drop(taken, c))]
+            win, block = immediate_wins(board, legal)
             if win and len(wins) < count:
                 wins.append((board.copy(), mask.copy(), win))
             elif block and not win and len(blocks) < count:
