@@ -179,9 +179,9 @@ def _keep_freed_memory() -> None:
     gives chunks that large back to the kernel on free, so the next minibatch
     page-faults its memory in again: on that config this actor took about 175k
     page faults per update (about 38k with these thresholds, most of them the
-    new batch's own pages), and its updates ran about 1.5x as long as the same
-    updates in the training process. This process is the library's own, so it
-    sets the thresholds (mmap and trim: 1 GiB) at start."""
+    new batch's own pages; counted with getrusage, not a benchmark). This
+    process is the library's own, so it sets the thresholds (mmap and trim:
+    1 GiB) at start."""
     import ctypes
     import ctypes.util
 
