@@ -17,10 +17,10 @@ the league.
 
 from __future__ import annotations
 
+import itertools
 import math
 import socket
 import sys
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -244,8 +244,7 @@ class RayPopulation(Population):
             for a in range(actors)
         ]
         self.host_of = {s.id: self.hosts[s.index % actors] for s in specs}
-        self._updates = 0
-        self._count_lock = threading.Lock()
+        self._numbers = itertools.count(1)  # of updates; next() is atomic in CPython
         for h in self.hosts:
             self._get(h.set_lr_scale.remote(1.0))  # built, or the reason why not
 
@@ -278,9 +277,7 @@ class RayPopulation(Population):
             mine = {pid: b for pid, b in batches.items() if self.host_of[pid] is host}
             if not mine:
                 continue
-            with self._count_lock:  # async mode's learner threads call this concurrently
-                self._updates += 1
-                number = self._updates
+            number = next(self._numbers)  # async mode's learner threads call this at once
             pending[host.learn.remote(mine, self.deadline, threads, number)] = (host, number)
         refs = list(pending)
         if interrupt is not None:
