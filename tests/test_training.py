@@ -196,13 +196,21 @@ def test_workers_and_envs_follow_the_env_and_the_machine():
     assert make_plan(long_run, cheap, cores=16).config.num_workers == 8
     short = TrainConfig(total_steps=20_000)  # 2 s of env steps: workers would not pay
     assert make_plan(short, cheap, cores=2).config.num_workers == 0
-    assert make_plan(long_run, cheap, cores=2).config.num_envs == 192
+    # Cheap envs: 192, more for a larger population, so that each forward pass keeps
+    # rows enough per learner (a 1024-sample batch per learner per iteration).
+    one = TrainConfig(max_seconds=600, total_steps=0, num_policies=1)
+    assert make_plan(one, cheap, cores=2).config.num_envs == 192
+    six = make_plan(long_run, cheap, cores=2)
+    assert (six.config.num_envs, six.config.batch_size) == (384, 1024)
+    assert any(note.startswith("num_envs=384: a cheap env step") for note in six.notes)
+    many = TrainConfig(max_seconds=600, total_steps=0, num_policies=64)
+    assert make_plan(many, cheap, cores=2).config.num_envs == 2048
     two = TrainConfig(max_seconds=600, total_steps=0, num_policies=2)
     assert make_plan(two, costly, cores=2).config.num_envs == 4  # 40 ms of steps
     # With 6 learners a whole share of each iteration per learner needs 6 envs at least.
     assert make_plan(long_run, costly, cores=2).config.num_envs == 6
     # Explicit options win, and the choices and reasons are recorded.
-    plan = make_plan(TrainConfig(max_seconds=600, total_steps=0, num_workers=0), cheap, cores=2)
+    plan = make_plan(dataclasses.replace(one, num_workers=0), cheap, cores=2)
     assert plan.config.num_workers == 0
     assert any(note.startswith("num_envs=192: a cheap env step") for note in plan.notes)
     big_frames = dataclasses.replace(costly, step_seconds=2e-3, obs_bytes=4 * 2**20)
