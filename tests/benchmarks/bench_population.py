@@ -58,7 +58,7 @@ def train(seconds: float, options: dict, timed: bool) -> dict:
             run_dir=f"{tmp}/run",
             progress=False,
             tensorboard=False,
-            observers=observers,
+            **({"observers": observers} if timed else {}),  # a previous checkout has none
             **options,
         )
         commit = json.loads(Path(f"{tmp}/run/trainer.json").read_text())
