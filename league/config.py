@@ -109,7 +109,7 @@ class TrainConfig:
         None,
         "Environments stepped side by side. Default: chosen at start from the env's measured "
         "step cost and observation size (192 for envs cheaper than 1 ms a step, such as "
-        "board games, or with more than 3 learners enough for a 1024-sample batch per "
+        "board games, more for a population that needs them for a 1024-sample batch per "
         "learner per iteration, at most 2048; for costlier ones as many as step in 40 ms; "
         "never more than 512 MiB of observations), rounded to what the run's rules need. The "
         "choice and why are printed and written to config.json.",
