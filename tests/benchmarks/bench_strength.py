@@ -64,6 +64,7 @@ def child(
         )
         wall = time.monotonic() - started
         commit = json.loads(Path(run_dir, "trainer.json").read_text())
+        config = json.loads(Path(run_dir, "config.json").read_text())
         board = run.leaderboard()
         top = run.best()
         obs_space, action_space = info.spaces[info.roles[0]]
@@ -87,6 +88,7 @@ def child(
         "train_seconds": round(commit["elapsed"], 1),
         "env_steps": commit["env_steps"],
         "env_steps_per_s": round(commit["env_steps"] / commit["elapsed"]),
+        "num_envs": config["num_envs"],
         "learner_steps": commit["learner_steps"],
         "snapshots": int((board["kind"] == "snapshot").sum()),
         "top": top,
