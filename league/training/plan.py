@@ -226,7 +226,7 @@ def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> 
 # population gets more envs, up to as many as give every learner a default batch
 # per iteration: each forward pass reads every member's weights, so the same envs
 # spread over more learners would pay that read for fewer rows each
-# (docs/benchmarks.md: 6 learners step 1.27x faster with 384 envs than with 192).
+# (docs/benchmarks.md: 6 learners step 1.20x faster with 384 envs than with 192).
 CHEAP_STEP_SECONDS = 1e-3
 CHEAP_ENVS = 192
 MAX_CHEAP_ENVS = 2048

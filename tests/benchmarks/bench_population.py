@@ -8,7 +8,9 @@ interleaved round by round so that a slow stretch of the machine hits them all:
   per learner, 96 envs stepped in the training process), and, with
   `--previous-checkout DIR`, that milestone's own code (a git worktree of it);
 - the current defaults (stacked learners, envs and workers chosen at start);
-- scaling: the current defaults with 1, 2, 6, 16 and 32 learners.
+- scaling: the current defaults with 1, 2, 6, 16 and 32 learners;
+- with `--envs`, populations at a fixed env count (how the default env count
+  for a population was chosen).
 
     .venv/bin/python tests/benchmarks/bench_population.py --seconds 60 --rounds 2 \\
         --previous-checkout /tmp/previous   # git worktree add /tmp/previous a51deae
@@ -132,6 +134,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--previous-checkout", help="a checkout of the previous milestone")
     parser.add_argument("--scaling", default="1,2,6,16,32")
+    parser.add_argument(
+        "--envs",
+        default="",
+        help="extra cases at a fixed env count, LEARNERS:ENVS,... (e.g. 6:192,6:384)",
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "population.jsonl"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,6 +156,9 @@ def main() -> None:
     cases.append(("previous defaults (this code)", PREVIOUS_DEFAULTS, None))
     for n in [int(x) for x in args.scaling.split(",")]:
         cases.append((f"defaults, {n} learners", {"num_policies": n}, None))
+    for case in filter(None, args.envs.split(",")):
+        n, envs = (int(x) for x in case.split(":"))
+        cases.append((f"{n} learners, {envs} envs", {"num_policies": n, "num_envs": envs}, None))
     results: dict[str, list[dict]] = {name: [] for name, _, _ in cases}
     with open(args.out, "a") as log:
         for r in range(args.rounds):
