@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 import torch
+from bench_training import PISTONBALL, PPO
 from gymnasium import spaces
 
 from league.algos import make_algorithm
 
-BATCH = 5120
+BATCH = PISTONBALL["batch_size"]
 OBS = 7056  # 84 x 84 x 1, flattened, as the benchmark's SuperSuit preprocessing gives
-PPO = {"hidden_sizes": [64, 64], "encoder": "mlp", "update_epochs": 4, "num_minibatches": 4}
 
 
 def random_batch(rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -34,6 +34,8 @@ SF_PY = str(ROOT / ".bench" / "sf" / "bin" / "python")
 
 PISTONBALL = {"num_envs": 4, "rollout": 64, "batch_size": 5120}
 TICTACTOE = {"num_envs": 32, "rollout": 64, "batch_size": 2048}
+# The learner every trainer runs (the baselines' MLP; bench_pistonball_update.py too).
+PPO = {"hidden_sizes": [64, 64], "encoder": "mlp", "update_epochs": 4, "num_minibatches": 4}
 # Our entries: (mode, batched, env worker processes).
 OURS = {
     "sync0": ("sync", 0, 0),
@@ -58,17 +60,10 @@ def ours(env: str, seconds: float, mode: str, batched: bool, workers: int) -> di
     _common.quiet()
     settings = PISTONBALL if env == "pistonball" else TICTACTOE
     env_fn = _pistonball if env == "pistonball" else "classic/tictactoe-v3"
-    ppo = {
-        "algo": "ppo",
-        "hidden_sizes": [64, 64],
-        "encoder": "mlp",  # what the baselines use
-        "update_epochs": 4,
-        "num_minibatches": 4,
-    }
     with tempfile.TemporaryDirectory() as run_dir:
         run = league.train(
             env_fn,
-            policies=[ppo],
+            policies=[{"algo": "ppo", **PPO}],
             opponents=[],
             teams={f"piston_{i}": "pistons" for i in range(20)} if env == "pistonball" else None,
             mode=mode,
