@@ -17,6 +17,8 @@ _LAZY = {
     "LeagueConfig": ("league.manager", "LeagueConfig"),
     "MatchResult": ("league.manager", "MatchResult"),
     "Observer": ("league.training.observers", "Observer"),
+    "Symmetry": ("league.symmetry", "Symmetry"),
+    "register_symmetries": ("league.symmetry", "register_symmetries"),
 }
 
 
@@ -29,4 +31,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'league' has no attribute {name!r}")
 
 
-__all__ = ["League", "LeagueConfig", "MatchResult", "Observer", "load", "train"]
+__all__ = [
+    "League",
+    "LeagueConfig",
+    "MatchResult",
+    "Observer",
+    "Symmetry",
+    "load",
+    "register_symmetries",
+    "train",
+]

@@ -21,6 +21,8 @@ DEMO_ENV = "classic/connect_four-v3"
 def _parse_value(kind: Any) -> Any:
     """An argparse `type` for a config field's annotation (JSON for lists and dicts)."""
     args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if bool in args and str in args:  # bool | str (symmetries): true/false or a word
+        return _bool_or_text
     if bool in args and len(args) > 1:  # bool | dict (pbt): true/false or a JSON object
         return _bool_or_json
     if args and typing.get_origin(kind) not in (list, dict):
@@ -36,6 +38,13 @@ def _parse_value(kind: Any) -> Any:
 
 def _bool_or_json(text: str) -> Any:
     return json.loads(text) if text.lstrip().startswith("{") else _bool(text)
+
+
+def _bool_or_text(text: str) -> bool | str:
+    try:
+        return _bool(text)
+    except argparse.ArgumentTypeError:
+        return text
 
 
 def _bool(text: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from league.errors import ConfigError, unknown_keys
 from league.manager import LeagueConfig
 from league.roles import ALPHASTAR_ROLES, LEAGUE_ROLES
+from league.symmetry import SYMMETRY_MODES
 
 MODES = ("sync", "async")
 BACKENDS = ("auto", "local", "multiprocessing", "ray")
@@ -164,6 +165,14 @@ class TrainConfig:
         "for Discrete actions (a self-play population that keeps exploring beats weak play "
         "more reliably; docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
     )
+    symmetries: bool | str | None = option(
+        False,
+        "Make every learner's policy and value invariant to the env's board symmetries "
+        "(connect four's mirror, tic-tac-toe's 8 rotations and reflections, or ones added "
+        "with league.register_symmetries; docs/algorithms.md): ``canonical`` (one forward "
+        "pass on a fixed view of each position) or ``average`` (a pass per view, averaged); "
+        "True = canonical, required; None = canonical where the env has them; False = off.",
+    )
     stack: bool = option(
         True,
         "Train PPO learners that share a role, an architecture and a device as one stacked "
@@ -237,6 +246,10 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse what cannot work, before anything is built: every rule that needs no
         env is checked here, once (the env-dependent ones: `league.training.plan`)."""
+        if self.symmetries not in (None, True, False, *SYMMETRY_MODES):
+            raise ConfigError(
+                f"symmetries={self.symmetries!r}: use True, False, or one of {SYMMETRY_MODES}"
+            )
         for name in ("num_envs", "rollout", "batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

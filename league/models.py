@@ -21,6 +21,7 @@ from gymnasium import spaces
 from torch import nn
 
 from league.errors import ConfigError
+from league.symmetry import SYMMETRY_MODES, check_symmetries
 
 # Finite rather than -inf: softmax gives an exact 0 for these entries and
 # 0 * MASKED_LOGIT stays 0 in the entropy, where 0 * -inf would be NaN.
@@ -496,6 +497,87 @@ def make_action_head(space: spaces.Space, in_dim: int, where: str | None = None)
     raise unsupported_space("action", space, SUPPORTED_ACTIONS, where)
 
 
+class Symmetries(nn.Module):
+    """Makes a model invariant to the symmetries of a board (league.symmetry).
+
+    Two ways, the same interface: `inputs` gives what the network sees,
+    `logits` and `values` turn its outputs back into the original position's.
+
+    - "canonical": every observation is replaced by one fixed view of it (the view
+      whose flat cells have the smallest projection on a fixed random vector, so
+      all views of a position pick the same one), and the logits are mapped back
+      to the original action order. One forward pass per observation plus index
+      arithmetic.
+    - "average": the network sees every view; its logits (each put back in the
+      original action order) and values are averaged. One pass per view.
+
+    The index tables are buffers outside the state dict: the algorithm's config
+    carries them, so checkpoints keep their keys.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Sequence[Sequence[int]]],
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        where: str | None = None,
+        mode: str = "canonical",
+    ) -> None:
+        super().__init__()
+        where = where or "model"
+        if not isinstance(action_space, spaces.Discrete) or not isinstance(
+            observation_space, spaces.Box
+        ):
+            raise ConfigError(
+                f"{where}: symmetries need a Box observation and Discrete actions, got "
+                f"{observation_space} and {action_space}; set symmetries=False"
+            )
+        if mode not in SYMMETRY_MODES:
+            raise ConfigError(f"{where}: symmetry_mode must be one of {SYMMETRY_MODES}")
+        obs_size = int(np.prod(observation_space.shape, dtype=int))
+        obs_index, action_index = check_symmetries(pairs, obs_size, int(action_space.n), where)
+        self.register_buffer("obs_index", torch.as_tensor(obs_index), persistent=False)
+        self.register_buffer("action_index", torch.as_tensor(action_index), persistent=False)
+        key = torch.rand(obs_size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        self.register_buffer("key", key, persistent=False)
+        self.views, self.mode = len(obs_index), mode
+
+    def inputs(self, obs: torch.Tensor, lead: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(what the network sees, context for `logits`/`values`) for observations of
+        shape (*L, B, *obs_shape), `lead` = len(L) + 1. "average" stacks the views
+        view-major along B: (*L, views * B, *obs_shape)."""
+        batch, shape = obs.shape[:lead], obs.shape[lead:]
+        views = obs.reshape(*batch, -1)[..., self.obs_index]  # (*L, B, views, D)
+        if self.mode == "average":
+            return views.movedim(-2, -3).reshape(*batch[:-1], -1, *shape), None
+        pick = (views.to(torch.float64) @ self.key).argmin(-1)  # (*L, B)
+        index = pick[..., None, None].expand(*batch, 1, views.shape[-1])
+        chosen = views.gather(-2, index)
+        # A position that some views leave unchanged (the empty board) is seen the same
+        # way through each of them: its logits are averaged over those views' action
+        # orders, which keeps the policy exactly invariant there too.
+        same = (views == chosen).all(-1)
+        return chosen.reshape(obs.shape), same / same.sum(-1, keepdim=True)
+
+    def logits(self, logits: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """The network's action logits in the original action order: (*L, B, A)."""
+        if weights is None:
+            *lead, rows, actions = logits.shape
+            views = logits.reshape(*lead, self.views, rows // self.views, actions)
+            return views.gather(-1, self.action_index.unsqueeze(-2).expand_as(views)).mean(-3)
+        # (*L, B, views, A): the logits in each view's action order, weighted by `weights`.
+        orders = self.action_index.expand(*weights.shape, -1)
+        spread = logits.unsqueeze(-2).expand_as(orders).gather(-1, orders)
+        return (weights.unsqueeze(-1) * spread).sum(-2)
+
+    def values(self, values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """The network's values for the original rows: (*L, B)."""
+        if weights is not None:
+            return values
+        *lead, rows = values.shape
+        return values.reshape(*lead, self.views, rows // self.views).mean(-2)
+
+
 # ---------------------------------------------------------------------------
 # Models the algorithms train. Both expose act(obs, action_mask, deterministic,
 # generator, ...) -> (actions, extras) and get_value(obs, action_mask).
@@ -517,8 +599,15 @@ class ActorCritic(nn.Module):
         where: str | None = None,
         encoder: str = "auto",
         image_pixels: int | None = IMAGE_PIXELS,
+        symmetries: Sequence[Sequence[Sequence[int]]] | None = None,
+        symmetry_mode: str = "canonical",
     ) -> None:
         super().__init__()
+        self.symmetries = (
+            Symmetries(symmetries, observation_space, action_space, where, symmetry_mode)
+            if symmetries
+            else None
+        )
         self.shared = pick_encoder(observation_space, encoder, where) == "cnn"
         if self.shared:
             self.torso, feature_dim = make_encoder(
@@ -538,8 +627,10 @@ class ActorCritic(nn.Module):
         return self.actor_body(obs), self.critic_body(obs)
 
     def get_value(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
-        features = self.torso(obs) if self.shared else self.critic_body(obs)
-        return self.critic_head(features).squeeze(-1)
+        sym = self.symmetries
+        x, weights = (obs, None) if sym is None else sym.inputs(obs)
+        value = self.critic_head(self.torso(x) if self.shared else self.critic_body(x)).squeeze(-1)
+        return value if sym is None else sym.values(value, weights)
 
     def get_action_and_value(
         self,
@@ -558,9 +649,16 @@ class ActorCritic(nn.Module):
     def _dist_and_value(
         self, obs: torch.Tensor, action_mask: torch.Tensor | None
     ) -> tuple[Distribution, torch.Tensor]:
-        actor_features, critic_features = self._features(obs)
-        dist = self.actor_head(actor_features, action_mask)
-        return dist, self.critic_head(critic_features).squeeze(-1)
+        sym = self.symmetries
+        if sym is None:
+            actor_features, critic_features = self._features(obs)
+            dist = self.actor_head(actor_features, action_mask)
+            return dist, self.critic_head(critic_features).squeeze(-1)
+        x, weights = sym.inputs(obs)
+        actor_features, critic_features = self._features(x)
+        logits = sym.logits(self.actor_head.logits(actor_features), weights)
+        value = sym.values(self.critic_head(critic_features).squeeze(-1), weights)
+        return MaskedCategorical(logits, action_mask, self.actor_head.start), value
 
     def act(
         self,
@@ -586,6 +684,8 @@ class QNetwork(nn.Module):
         where: str | None = None,
         encoder: str = "auto",
         image_pixels: int | None = IMAGE_PIXELS,
+        symmetries: Sequence[Sequence[Sequence[int]]] | None = None,
+        symmetry_mode: str = "canonical",
     ) -> None:
         super().__init__()
         if not isinstance(action_space, spaces.Discrete):
@@ -601,9 +701,18 @@ class QNetwork(nn.Module):
             observation_space, hidden_sizes, nn.ReLU, where, encoder, image_pixels
         )
         self.head = layer_init(nn.Linear(feature_dim, self.n), std=1.0)
+        self.symmetries = (
+            Symmetries(symmetries, observation_space, action_space, where, symmetry_mode)
+            if symmetries
+            else None
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(obs))
+        sym = self.symmetries
+        if sym is None:
+            return self.head(self.body(obs))
+        x, weights = sym.inputs(obs)
+        return sym.logits(self.head(self.body(x)), weights)
 
     def masked_q(self, obs: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
         """Q-values with illegal actions at -inf, so max/argmax only see legal ones."""

@@ -9,6 +9,7 @@ from gymnasium import spaces
 
 from league.algos import PPO, make_algorithm
 from league.algos.stacked import PolicyBank, StackedPPO
+from league.symmetry import as_config, env_symmetries
 
 BOARD = spaces.Box(0, 1, (6, 7, 2), np.int8)  # connect four
 ACTIONS = spaces.Discrete(7)
@@ -87,12 +88,16 @@ def test_a_stacked_update_equals_separate_updates():
     assert after["optimizer"]["state"][0]["step"] == before["optimizer"]["state"][0]["step"]
 
 
-def test_board_encoders_and_continuous_actions_stack_exactly_too():
+def test_board_encoders_symmetries_and_continuous_actions_stack_exactly_too():
     rng = np.random.default_rng(4)
     board = [{**c, "encoder": "board"} for c in CONFIGS]
     continuous = spaces.Box(-1.0, 1.0, (2,), np.float32)
     vector = spaces.Box(-5.0, 5.0, (10,), np.float32)
+    mirror = as_config(env_symmetries("connect_four_v3", BOARD, ACTIONS))
     cases = [(BOARD, ACTIONS, board), (vector, continuous, CONFIGS)]
+    for mode in ("canonical", "average"):
+        symmetric = [{**c, "symmetries": mirror, "symmetry_mode": mode} for c in board]
+        cases.append((BOARD, ACTIONS, symmetric))
     for obs_space, action_space, configs in cases:
         stack = StackedPPO(obs_space, action_space, configs, seeds=SEEDS)
         alone = [

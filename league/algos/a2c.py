@@ -24,6 +24,7 @@ from league.algos.base import (
     to_tensor,
 )
 from league.models import ENCODERS, IMAGE_PIXELS, ActorCritic
+from league.symmetry import Symmetries, freeze_symmetries
 
 
 @dataclass
@@ -42,9 +43,14 @@ class A2CConfig:
     encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
     # Image frames of more pixels are downsampled in the encoder (area, aspect kept); None: never
     image_pixels: int | None = IMAGE_PIXELS
+    # Board symmetries as [[obs indices, action indices], ...]: the model averages over these
+    # views (league.symmetry); the trainer fills them in for envs that have them
+    symmetries: Symmetries | None = None
+    symmetry_mode: str = "canonical"  # canonical | average: how (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        self.symmetries = freeze_symmetries(self.symmetries)
         check_config(self.encoder in ENCODERS, "A2C", f"encoder must be one of {ENCODERS}")
         check_config(
             self.optimizer in ("rmsprop", "adam"),
@@ -69,6 +75,8 @@ class A2C(Algorithm):
             where,
             self.config.encoder,
             self.config.image_pixels,
+            self.config.symmetries,
+            self.config.symmetry_mode,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

@@ -28,6 +28,7 @@ from league.algos.base import (
     to_tensor,
 )
 from league.models import ENCODERS, IMAGE_PIXELS, QNetwork
+from league.symmetry import Symmetries, freeze_symmetries
 
 
 @dataclass
@@ -50,9 +51,14 @@ class DQNConfig:
     encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
     # Image frames of more pixels are downsampled in the encoder (area, aspect kept); None: never
     image_pixels: int | None = IMAGE_PIXELS
+    # Board symmetries as [[obs indices, action indices], ...]: the model averages over these
+    # views (league.symmetry); the trainer fills them in for envs that have them
+    symmetries: Symmetries | None = None
+    symmetry_mode: str = "canonical"  # canonical | average: how (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        self.symmetries = freeze_symmetries(self.symmetries)
         check_config(self.encoder in ENCODERS, "DQN", f"encoder must be one of {ENCODERS}")
         check_config(self.buffer_size >= 1, "DQN", "buffer_size must be >= 1")
         check_config(self.batch_size >= 1, "DQN", "batch_size must be >= 1")
@@ -142,6 +148,8 @@ class DQN(Algorithm):
             where,
             self.config.encoder,
             self.config.image_pixels,
+            self.config.symmetries,
+            self.config.symmetry_mode,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

@@ -26,6 +26,7 @@ from league.algos.base import (
     to_tensor,
 )
 from league.models import ENCODERS, IMAGE_PIXELS, ActorCritic
+from league.symmetry import Symmetries, freeze_symmetries
 
 BATCH_KEYS = (
     "obs",
@@ -59,9 +60,14 @@ class PPOConfig:
     encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
     # Image frames of more pixels are downsampled in the encoder (area, aspect kept); None: never
     image_pixels: int | None = IMAGE_PIXELS
+    # Board symmetries as [[obs indices, action indices], ...]: the model averages over these
+    # views (league.symmetry); the trainer fills them in for envs that have them
+    symmetries: Symmetries | None = None
+    symmetry_mode: str = "canonical"  # canonical | average: how (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        self.symmetries = freeze_symmetries(self.symmetries)
         check_config(self.encoder in ENCODERS, "PPO", f"encoder must be one of {ENCODERS}")
         check_config(0 <= self.gamma <= 1, "PPO", f"gamma must be in [0, 1], got {self.gamma}")
         check_config(0 <= self.gae_lambda <= 1, "PPO", "gae_lambda must be in [0, 1]")
@@ -88,6 +94,8 @@ class PPO(Algorithm):
             where,
             self.config.encoder,
             self.config.image_pixels,
+            self.config.symmetries,
+            self.config.symmetry_mode,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

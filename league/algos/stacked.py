@@ -75,6 +75,8 @@ SHARED = (
     "clip_vloss",
     "adam_eps",
     "target_kl",
+    "symmetries",
+    "symmetry_mode",
 )
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
 
@@ -144,15 +146,29 @@ def dist_and_value(
     mask: torch.Tensor | None,
 ) -> tuple[Any, torch.Tensor]:
     """(distribution over the M x B rows, values (M, B)) of the stacked members."""
-    actor = _run(template.actor_body, params, "actor_body.", obs)
-    critic = _run(template.critic_body, params, "critic_body.", obs)
+    sym = template.symmetries
+    if sym is None:
+        actor = _run(template.actor_body, params, "actor_body.", obs)
+        return _dist(template.actor_head, params, "actor_head.", actor, mask), values(
+            template, params, obs
+        )
+    x, weights = sym.inputs(obs, lead=2)
+    actor = _run(template.actor_body, params, "actor_body.", x)
+    head = template.actor_head
+    logits = sym.logits(_run(head.logits, params, "actor_head.logits.", actor), weights)
+    flat_mask = None if mask is None else mask.flatten(0, 1)
+    dist = MaskedCategorical(logits.flatten(0, 1), flat_mask, head.start)
+    critic = _run(template.critic_body, params, "critic_body.", x)
     value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
-    return _dist(template.actor_head, params, "actor_head.", actor, mask), value
+    return dist, sym.values(value, weights)
 
 
 def values(template: ActorCritic, params: Mapping[str, torch.Tensor], obs: torch.Tensor):
-    critic = _run(template.critic_body, params, "critic_body.", obs)
-    return _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
+    sym = template.symmetries
+    x, weights = (obs, None) if sym is None else sym.inputs(obs, lead=2)
+    critic = _run(template.critic_body, params, "critic_body.", x)
+    value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
+    return value if sym is None else sym.values(value, weights)
 
 
 # ---------------------------------------------------------------------------

@@ -23,10 +23,12 @@ import numpy as np
 from gymnasium import spaces as gym_spaces
 
 import wrappers
+from league.algos import ALGORITHMS
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
 from league.roles import ALPHASTAR_ROLES
+from league.symmetry import as_config, env_symmetries
 from league.training.devices import check_device, policy_device
 from league.training.modes import env_batches
 
@@ -374,6 +376,8 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
             ent_coef = DISCRETE_ENT_COEF
         if ent_coef is not None:
             algo_config["ent_coef"] = ent_coef
+    if "symmetries" not in algo_config and config.symmetries is not False:
+        _add_symmetries(config, env, entry, algo_config)
     device = policy_device(index, override=config.device)
     if config.backend != "ray":  # Ray places learners on the learner actor's GPUs
         check_device(device, f"policy {entry['id']!r}")
@@ -387,6 +391,32 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
         index=index,
         league_role=entry.get("league_role", "learner"),
     )
+
+
+def _add_symmetries(
+    config: TrainConfig, env: EnvInfo, entry: dict[str, Any], algo_config: dict[str, Any]
+) -> None:
+    """Fill in the env's symmetries for a learner whose algorithm takes them; with
+    `symmetries=True`, refuse a learner that cannot have them."""
+    algorithm = ALGORITHMS.get(str(entry["algo"]).lower())
+    takes = algorithm is not None and "symmetries" in {
+        f.name for f in dataclasses.fields(algorithm.config_class)
+    }
+    found = env_symmetries(env.name, *env.spaces[entry["role"]]) if takes else []
+    if found:
+        algo_config["symmetries"] = as_config(found)
+        if isinstance(config.symmetries, str):
+            algo_config.setdefault("symmetry_mode", config.symmetries)
+    elif config.symmetries:
+        why = (
+            f"algorithm {entry['algo']!r} has no symmetries option"
+            if not takes
+            else f"env {env.name!r} has no symmetries for its {entry['role']!r} spaces"
+        )
+        raise ConfigError(
+            f"symmetries=True but policy {entry['id']!r} cannot have them: {why}. Register "
+            "them with league.register_symmetries(env_name, fn), or leave symmetries unset"
+        )
 
 
 def _share(config: TrainConfig, num_learners: int, decisions_per_step: int) -> tuple[int, int]:
