@@ -169,9 +169,10 @@ class TrainConfig:
         False,
         "Make every learner's policy and value invariant to the env's board symmetries "
         "(connect four's mirror, tic-tac-toe's 8 rotations and reflections, or ones added "
-        "with league.register_symmetries; docs/algorithms.md): ``canonical`` (one forward "
-        "pass on a fixed view of each position) or ``average`` (a pass per view, averaged); "
-        "True = canonical, required; None = canonical where the env has them; False = off.",
+        "with league.register_symmetries; docs/algorithms.md): ``average`` (the network "
+        "sees every view, outputs averaged) or ``canonical`` (one pass on a fixed view; "
+        "cheaper, but it hurt on tic-tac-toe). True = average, required; None = average "
+        "where the env has them; False = off.",
     )
     stack: bool = option(
         True,

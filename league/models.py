@@ -503,13 +503,14 @@ class Symmetries(nn.Module):
     Two ways, the same interface: `inputs` gives what the network sees,
     `logits` and `values` turn its outputs back into the original position's.
 
+    - "average": the network sees every view; its logits (each put back in the
+      original action order) and values are averaged. One pass per view.
     - "canonical": every observation is replaced by one fixed view of it (the view
       whose flat cells have the smallest projection on a fixed random vector, so
       all views of a position pick the same one), and the logits are mapped back
       to the original action order. One forward pass per observation plus index
-      arithmetic.
-    - "average": the network sees every view; its logits (each put back in the
-      original action order) and values are averaged. One pass per view.
+      arithmetic; but the view can jump from one move to the next, which the
+      network must learn around (docs/algorithms.md).
 
     The index tables are buffers outside the state dict: the algorithm's config
     carries them, so checkpoints keep their keys.
@@ -521,7 +522,7 @@ class Symmetries(nn.Module):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         where: str | None = None,
-        mode: str = "canonical",
+        mode: str = "average",
     ) -> None:
         super().__init__()
         where = where or "model"
@@ -600,7 +601,7 @@ class ActorCritic(nn.Module):
         encoder: str = "auto",
         image_pixels: int | None = IMAGE_PIXELS,
         symmetries: Sequence[Sequence[Sequence[int]]] | None = None,
-        symmetry_mode: str = "canonical",
+        symmetry_mode: str = "average",
     ) -> None:
         super().__init__()
         self.symmetries = (
@@ -685,7 +686,7 @@ class QNetwork(nn.Module):
         encoder: str = "auto",
         image_pixels: int | None = IMAGE_PIXELS,
         symmetries: Sequence[Sequence[Sequence[int]]] | None = None,
-        symmetry_mode: str = "canonical",
+        symmetry_mode: str = "average",
     ) -> None:
         super().__init__()
         if not isinstance(action_space, spaces.Discrete):

@@ -39,7 +39,7 @@ class Symmetry:
 
 
 # How a model uses them (league.models.Symmetries): one pass on a fixed view, or all views.
-SYMMETRY_MODES = ("canonical", "average")
+SYMMETRY_MODES = ("average", "canonical")
 # The config form: ((obs indices, action indices), ...), hashable so learners can be grouped.
 Symmetries = tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
 SymmetryFn = Callable[[spaces.Space, spaces.Space], list[Symmetry] | None]

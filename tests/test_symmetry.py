@@ -110,7 +110,7 @@ def test_the_trainer_gives_learners_the_env_symmetries_unless_turned_off():
     on = learner_specs(TrainConfig(policies=mixed, symmetries=None), env)
     assert all(len(spec.config["symmetries"]) == 1 for spec in on)
     assert on[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
-    assert "symmetry_mode" not in on[0].config  # the algorithms' default: canonical
+    assert "symmetry_mode" not in on[0].config  # the algorithms' default: average
     average = learner_specs(TrainConfig(num_policies=1, symmetries="average"), env)
     assert "symmetries" not in learner_specs(TrainConfig(num_policies=1), env)[0].config
     assert average[0].config["symmetry_mode"] == "average"

@@ -63,7 +63,7 @@ class PPOConfig:
     # Board symmetries as [[obs indices, action indices], ...]: the model averages over these
     # views (league.symmetry); the trainer fills them in for envs that have them
     symmetries: Symmetries | None = None
-    symmetry_mode: str = "canonical"  # canonical | average: how (docs/algorithms.md)
+    symmetry_mode: str = "average"  # average | canonical: how (docs/algorithms.md)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
