@@ -4,12 +4,12 @@ A left-right mirror of a connect-four position is the same position with the
 columns renumbered; tic-tac-toe has eight such views (four rotations, each
 also reflected). A policy that knows this learns from every game what it would
 otherwise have to learn once per view. Given an env's symmetries, the models
-in `league.models` average their action logits and values over all views of
-an observation (each view's logits put back in the original action order), so
-the policy and value are exactly invariant, whatever the weights: the
-averaged function is still a plain differentiable policy, so PPO's
-likelihood ratios, A2C and DQN need no change. It costs one extra forward
-pass per view.
+in `league.models` make their action logits and values exactly invariant,
+whatever the weights: by averaging them over all views of an observation
+(each view's logits put back in the original action order; one forward pass
+per view), or by running the network on one fixed view of it ("canonical").
+Either is still a plain differentiable policy, so PPO's likelihood ratios,
+A2C and DQN need no change.
 
 A symmetry is a pair of index permutations (`Symmetry`): `obs[i]` is the flat
 index of the original observation that lands at flat index `i` of the
@@ -119,7 +119,13 @@ def freeze_symmetries(pairs: Any) -> Symmetries | None:
     """An algorithm config's `symmetries` as nested tuples (JSON gives lists); None if empty."""
     if not pairs:
         return None
-    return tuple(tuple(tuple(int(i) for i in part) for part in pair) for pair in pairs)
+    try:
+        return tuple(tuple(tuple(int(i) for i in part) for part in pair) for pair in pairs)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "symmetries must be a list of [obs indices, action indices] pairs of integers, "
+            f"got {str(pairs)[:80]}"
+        ) from None
 
 
 def check_symmetries(

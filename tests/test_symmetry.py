@@ -10,6 +10,7 @@ from gymnasium import spaces
 from pettingzoo.classic import connect_four_v3, tictactoe_v3
 
 import league
+from league.algos.ppo import PPOConfig
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.models import ActorCritic, QNetwork
@@ -151,3 +152,5 @@ def test_a_symmetry_that_is_no_permutation_is_refused_before_training(tmp_path):
             "classic/connect_four-v3", policies=[bad], total_steps=1000, run_dir=str(tmp_path)
         )
     assert not (tmp_path / "checkpoints").exists()
+    with pytest.raises(ConfigError, match="pairs of integers"):
+        PPOConfig(symmetries=[1, 2])

@@ -43,8 +43,8 @@ class A2CConfig:
     encoder: str = "auto"  # auto | mlp | board | cnn: the observation encoder (docs/algorithms.md)
     # Image frames of more pixels are downsampled in the encoder (area, aspect kept); None: never
     image_pixels: int | None = IMAGE_PIXELS
-    # Board symmetries as [[obs indices, action indices], ...]: the model averages over these
-    # views (league.symmetry); the trainer fills them in for envs that have them
+    # Board symmetries as [[obs indices, action indices], ...]: the model is made invariant to
+    # these views (league.symmetry); the trainer fills them in with symmetries=True or None
     symmetries: Symmetries | None = None
     symmetry_mode: str = "average"  # average | canonical: how (docs/algorithms.md)
 

@@ -396,8 +396,8 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
 def _add_symmetries(
     config: TrainConfig, env: EnvInfo, entry: dict[str, Any], algo_config: dict[str, Any]
 ) -> None:
-    """Fill in the env's symmetries for a learner whose algorithm takes them; with
-    `symmetries=True`, refuse a learner that cannot have them."""
+    """Fill in the env's symmetries for a learner whose algorithm takes them; when they
+    are required (True or a mode), refuse a learner that cannot have them."""
     algorithm = ALGORITHMS.get(str(entry["algo"]).lower())
     takes = algorithm is not None and "symmetries" in {
         f.name for f in dataclasses.fields(algorithm.config_class)
@@ -414,8 +414,9 @@ def _add_symmetries(
             else f"env {env.name!r} has no symmetries for its {entry['role']!r} spaces"
         )
         raise ConfigError(
-            f"symmetries=True but policy {entry['id']!r} cannot have them: {why}. Register "
-            "them with league.register_symmetries(env_name, fn), or leave symmetries unset"
+            f"symmetries={config.symmetries!r} but policy {entry['id']!r} cannot have them: "
+            f"{why}. Register them with league.register_symmetries(env_name, fn), or set "
+            "symmetries=None (where the env has them) or False"
         )
 
 
