@@ -113,8 +113,9 @@ def test_the_trainer_gives_learners_the_env_symmetries_unless_turned_off():
     assert on[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
     assert "symmetry_mode" not in on[0].config  # the algorithms' default: average
     average = learner_specs(TrainConfig(num_policies=1, symmetries="average"), env)
-    assert "symmetries" not in learner_specs(TrainConfig(num_policies=1), env)[0].config
     assert average[0].config["symmetry_mode"] == "average"
+    # Off by default (docs/algorithms.md says why).
+    assert "symmetries" not in learner_specs(TrainConfig(num_policies=1), env)[0].config
     with pytest.raises(ConfigError, match="use True, False, or one of"):
         TrainConfig(symmetries="mirror")
     off = learner_specs(TrainConfig(policies=mixed, symmetries=False), env)
