@@ -539,8 +539,10 @@ class Symmetries(nn.Module):
         obs_index, action_index = check_symmetries(pairs, obs_size, int(action_space.n), where)
         self.register_buffer("obs_index", torch.as_tensor(obs_index), persistent=False)
         self.register_buffer("action_index", torch.as_tensor(action_index), persistent=False)
-        key = torch.rand(obs_size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        self.register_buffer("key", key, persistent=False)
+        if mode == "canonical":
+            seeded = torch.Generator().manual_seed(0)
+            key = torch.rand(obs_size, generator=seeded, dtype=torch.float64)
+            self.register_buffer("key", key, persistent=False)
         self.views, self.mode = len(obs_index), mode
 
     def inputs(self, obs: torch.Tensor, lead: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -651,15 +653,15 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, action_mask: torch.Tensor | None
     ) -> tuple[Distribution, torch.Tensor]:
         sym = self.symmetries
-        if sym is None:
-            actor_features, critic_features = self._features(obs)
-            dist = self.actor_head(actor_features, action_mask)
-            return dist, self.critic_head(critic_features).squeeze(-1)
-        x, weights = sym.inputs(obs)
+        x, weights = (obs, None) if sym is None else sym.inputs(obs)
         actor_features, critic_features = self._features(x)
+        value = self.critic_head(critic_features).squeeze(-1)
+        if sym is None:
+            return self.actor_head(actor_features, action_mask), value
+        # Symmetries are Discrete-only, so the head is a CategoricalHead.
         logits = sym.logits(self.actor_head.logits(actor_features), weights)
-        value = sym.values(self.critic_head(critic_features).squeeze(-1), weights)
-        return MaskedCategorical(logits, action_mask, self.actor_head.start), value
+        dist = MaskedCategorical(logits, action_mask, self.actor_head.start)
+        return dist, sym.values(value, weights)
 
     def act(
         self,

@@ -123,11 +123,22 @@ def _run(module: nn.Module, params: Mapping[str, torch.Tensor], prefix: str, x: 
     raise TypeError(f"{type(module).__name__} has no stacked form")
 
 
-def _dist(head: nn.Module, params: Mapping[str, torch.Tensor], prefix: str, features, mask):
-    """The action distribution over all M x B rows (flattened member-major)."""
+def _dist(
+    head: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    prefix: str,
+    features,
+    mask,
+    sym=None,
+    weights=None,
+):
+    """The action distribution over all M x B rows (flattened member-major); with
+    symmetries (Discrete only, so a CategoricalHead) the logits are mapped back first."""
     flat_mask = None if mask is None else mask.flatten(0, 1)
     if isinstance(head, CategoricalHead):
         logits = _run(head.logits, params, prefix + "logits.", features)
+        if sym is not None:
+            logits = sym.logits(logits, weights)
         return MaskedCategorical(logits.flatten(0, 1), flat_mask, head.start)
     if isinstance(head, GaussianHead):
         mean = _run(head.mean, params, prefix + "mean.", features)
@@ -147,27 +158,23 @@ def dist_and_value(
 ) -> tuple[Any, torch.Tensor]:
     """(distribution over the M x B rows, values (M, B)) of the stacked members."""
     sym = template.symmetries
-    if sym is None:
-        actor = _run(template.actor_body, params, "actor_body.", obs)
-        return _dist(template.actor_head, params, "actor_head.", actor, mask), values(
-            template, params, obs
-        )
-    x, weights = sym.inputs(obs, lead=2)
+    x, weights = (obs, None) if sym is None else sym.inputs(obs, lead=2)
     actor = _run(template.actor_body, params, "actor_body.", x)
-    head = template.actor_head
-    logits = sym.logits(_run(head.logits, params, "actor_head.logits.", actor), weights)
-    flat_mask = None if mask is None else mask.flatten(0, 1)
-    dist = MaskedCategorical(logits.flatten(0, 1), flat_mask, head.start)
-    critic = _run(template.critic_body, params, "critic_body.", x)
-    value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
-    return dist, sym.values(value, weights)
+    dist = _dist(template.actor_head, params, "actor_head.", actor, mask, sym, weights)
+    return dist, _values(template, params, x, weights)
 
 
 def values(template: ActorCritic, params: Mapping[str, torch.Tensor], obs: torch.Tensor):
     sym = template.symmetries
     x, weights = (obs, None) if sym is None else sym.inputs(obs, lead=2)
+    return _values(template, params, x, weights)
+
+
+def _values(template: ActorCritic, params: Mapping[str, torch.Tensor], x: torch.Tensor, weights):
+    """Values (M, B) from what the network sees (`x`, every view under "average")."""
     critic = _run(template.critic_body, params, "critic_body.", x)
     value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
+    sym = template.symmetries
     return value if sym is None else sym.values(value, weights)
 
 
