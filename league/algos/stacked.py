@@ -60,6 +60,7 @@ from league.models import (
     FactorisedHead,
     GaussianHead,
     MaskedCategorical,
+    Symmetries,
     VectorObservation,
     pick_encoder,
 )
@@ -129,8 +130,8 @@ def _dist(
     prefix: str,
     features,
     mask,
-    sym=None,
-    weights=None,
+    sym: Symmetries | None = None,
+    weights: torch.Tensor | None = None,
 ):
     """The action distribution over all M x B rows (flattened member-major); with
     symmetries (Discrete only, so a CategoricalHead) the logits are mapped back first."""
@@ -170,7 +171,12 @@ def values(template: ActorCritic, params: Mapping[str, torch.Tensor], obs: torch
     return _values(template, params, x, weights)
 
 
-def _values(template: ActorCritic, params: Mapping[str, torch.Tensor], x: torch.Tensor, weights):
+def _values(
+    template: ActorCritic,
+    params: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    weights: torch.Tensor | None,
+):
     """Values (M, B) from what the network sees (`x`, every view under "average")."""
     critic = _run(template.critic_body, params, "critic_body.", x)
     value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)

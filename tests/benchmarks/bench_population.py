@@ -41,7 +41,7 @@ ENV = "classic/connect_four-v3"
 PREVIOUS_DEFAULTS = {"stack": False, "num_workers": 0, "num_envs": 96}
 
 
-def train(seconds: float, options: dict, timed: bool) -> dict:
+def train(seconds: float, options: dict, timed: bool, env: str = ENV) -> dict:
     """One training run in this process; called in a child process. `timed`: also the
     shares of the loop's time in env send/wait, acting and learning (bench_ray's Timing,
     which wraps this code's objects; not for a previous checkout)."""
@@ -54,7 +54,7 @@ def train(seconds: float, options: dict, timed: bool) -> dict:
         observers.append(Timing())
     with tempfile.TemporaryDirectory() as tmp:
         league.train(
-            ENV,
+            env,
             max_seconds=seconds,
             total_steps=0,
             run_dir=f"{tmp}/run",
@@ -107,17 +107,20 @@ def plain(seconds: float) -> dict:
     return {"env_steps_per_s": steps / (time.perf_counter() - started)}
 
 
-def child(name: str, seconds: float, options: dict, checkout: str | None = None) -> dict | None:
-    env = dict(os.environ)
+def child(
+    name: str, seconds: float, options: dict, checkout: str | None = None, env: str = ENV
+) -> dict | None:
+    """`train` (or `plain`) in a fresh process: one JSON line of results, or None."""
+    environ = dict(os.environ)
     if checkout:
-        env["PYTHONPATH"] = checkout
+        environ["PYTHONPATH"] = checkout
     job = {"name": name, "seconds": seconds, "options": options, "timed": checkout is None}
-    payload = json.dumps(job)
+    payload = json.dumps({**job, "env": env})
     out = subprocess.run(
         [sys.executable, __file__, "--child", payload],
         capture_output=True,
         text=True,
-        env=env,
+        env=environ,
         cwd=checkout or ROOT,
         timeout=seconds * 4 + 300,
     )
@@ -147,7 +150,7 @@ def main() -> None:
         if job["name"] == "plain":
             print(json.dumps(plain(job["seconds"])))
         else:
-            print(json.dumps(train(job["seconds"], job["options"], job["timed"])))
+            print(json.dumps(train(job["seconds"], job["options"], job["timed"], job["env"])))
         return
 
     cases: list[tuple[str, dict, str | None]] = [("plain", {}, None)]
