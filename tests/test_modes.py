@@ -70,7 +70,7 @@ def test_batched_collection_trains(tmp_path: Path):
         TTT,
         num_policies=2,
         batched=True,
-        total_steps=40_000,
+        total_steps=20_000,
         run_dir=str(tmp_path),
         **LEARN,
     )
