@@ -212,7 +212,7 @@ def _train_in_subprocess(run_dir: Path, seed: int) -> subprocess.Popen:
 
 @pytest.mark.parametrize(
     ("signum", "delay", "seed"),
-    [(signal.SIGINT, 0.3, 0), (signal.SIGTERM, 2.1, 1), (signal.SIGINT, 4.7, 2)],
+    [(signal.SIGINT, 0.3, 0), (signal.SIGTERM, 1.5, 1), (signal.SIGINT, 3.0, 2)],
     ids=["SIGINT right after start", "SIGTERM mid-run", "SIGINT later"],
 )
 def test_a_stop_signal_saves_everything_and_the_run_resumes(tmp_path, signum, delay, seed):
