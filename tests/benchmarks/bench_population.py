@@ -71,6 +71,7 @@ def train(seconds: float, options: dict, timed: bool, env: str = ENV) -> dict:
     )
     learners = options.get("num_policies", 6)
     return {
+        "env_steps": commit["env_steps"],
         "env_steps_per_s": commit["env_steps"] / commit["elapsed"],
         "trained_samples": sum(commit["learner_steps"].values()),
         "seconds": commit["elapsed"],
@@ -115,9 +116,8 @@ def child(
     if checkout:
         environ["PYTHONPATH"] = checkout
     job = {"name": name, "seconds": seconds, "options": options, "timed": checkout is None}
-    payload = json.dumps({**job, "env": env})
     out = subprocess.run(
-        [sys.executable, __file__, "--child", payload],
+        [sys.executable, __file__, "--child", json.dumps({**job, "env": env})],
         capture_output=True,
         text=True,
         env=environ,

@@ -35,8 +35,7 @@ def main() -> None:
                 continue
             rate = row["env_steps_per_s"]
             base = base or rate
-            steps = round(rate * row["seconds"])
-            print(f"| {env} | {name} | {steps:,} | {rate:,.0f} | {rate / base:.2f} |")
+            print(f"| {env} | {name} | {row['env_steps']:,} | {rate:,.0f} | {rate / base:.2f} |")
 
 
 if __name__ == "__main__":
