@@ -174,6 +174,12 @@ class TrainConfig:
         "cheaper, but it hurt on tic-tac-toe). True = average, required; None = average "
         "where the env has them; False = off.",
     )
+    encoder: str | None = option(
+        None,
+        "Observation encoder of every learner unless its config names one: ``auto`` (the "
+        "Nature-CNN for images, else an MLP), ``mlp``, ``board`` (a CNN for (H, W, C) "
+        "boards) or ``cnn`` (docs/algorithms.md). Default: each learner's own (``auto``).",
+    )
     stack: bool = option(
         True,
         "Train PPO learners that share a role, an architecture and a device as one stacked "
@@ -251,6 +257,11 @@ class TrainConfig:
             raise ConfigError(
                 f"symmetries={self.symmetries!r}: use True, False, or one of {SYMMETRY_MODES}"
             )
+        if self.encoder is not None:
+            from league.models import ENCODERS  # torch: only when an encoder is named
+
+            if self.encoder not in ENCODERS:
+                raise ConfigError(f"encoder={self.encoder!r} is unknown; valid: {list(ENCODERS)}")
         for name in ("num_envs", "rollout", "batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -262,6 +262,27 @@ def test_encoder_option_refuses_what_does_not_fit():
         )
 
 
+def test_the_run_wide_encoder_reaches_every_learner_and_is_checked_before_training():
+    from league.config import TrainConfig
+    from league.errors import ConfigError
+    from league.training.plan import EnvInfo, learner_specs
+
+    env = EnvInfo.probe("classic/connect_four-v3", measure=False)
+    mixed = ["ppo", "a2c", {"algo": "dqn", "encoder": "mlp"}]  # a learner's own one wins
+    specs = learner_specs(TrainConfig(policies=mixed, encoder="board"), env)
+    assert [s.config["encoder"] for s in specs] == ["board", "board", "mlp"]
+    assert "encoder" not in learner_specs(TrainConfig(num_policies=1), env)[0].config
+    # training.md's recipe, spelled either way, builds the same learner.
+    short = TrainConfig(num_policies=1, encoder="board", symmetries=True)
+    long = TrainConfig(policies=[{"algo": "ppo", "encoder": "board"}], symmetries=True)
+    assert learner_specs(short, env)[0].config == learner_specs(long, env)[0].config
+    with pytest.raises(ConfigError, match="encoder='resnet' is unknown"):
+        TrainConfig(encoder="resnet")
+    rps = EnvInfo.probe("classic/rps-v2", measure=False)  # one number per observation
+    with pytest.raises(ConfigError, match=r"policy 'p0': encoder='board' needs a 3-D"):
+        learner_specs(TrainConfig(encoder="board"), rps)
+
+
 def test_large_frames_are_downsampled_inside_the_encoder_unless_asked_not_to():
     pistonball = spaces.Box(0, 255, (457, 120, 3), np.uint8)
     small = ActorCritic(pistonball, spaces.Discrete(3))

@@ -27,6 +27,7 @@ from league.algos import ALGORITHMS
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
+from league.models import pick_encoder
 from league.roles import ALPHASTAR_ROLES
 from league.symmetry import as_config, env_symmetries
 from league.training.devices import check_device, policy_device
@@ -369,13 +370,17 @@ def check_ids_are_not_seats(ids: list[str], env: EnvInfo) -> None:
 def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) -> LearnerSpec:
     algo_config = {k: v for k, v in entry.items() if k not in ("id", "role", "algo", "league_role")}
     algo_config.setdefault("hidden_sizes", list(config.hidden_sizes))
-    _, action_space = env.spaces[entry["role"]]
+    obs_space, action_space = env.spaces[entry["role"]]
     if entry["algo"] == "ppo" and "ent_coef" not in algo_config:
         ent_coef = config.ent_coef
         if ent_coef is None and isinstance(action_space, gym_spaces.Discrete):
             ent_coef = DISCRETE_ENT_COEF
         if ent_coef is not None:
             algo_config["ent_coef"] = ent_coef
+    if config.encoder is not None and "encoder" not in algo_config and _takes(entry, "encoder"):
+        algo_config["encoder"] = config.encoder
+    if "encoder" in algo_config:  # one that cannot read the observations: refused now
+        pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
     if "symmetries" not in algo_config and config.symmetries is not False:
         _add_symmetries(config, env, entry, algo_config)
     device = policy_device(index, override=config.device)
@@ -398,10 +403,7 @@ def _add_symmetries(
 ) -> None:
     """Fill in the env's symmetries for a learner whose algorithm takes them; when they
     are required (True or a mode), refuse a learner that cannot have them."""
-    algorithm = ALGORITHMS.get(str(entry["algo"]).lower())
-    takes = algorithm is not None and "symmetries" in {
-        f.name for f in dataclasses.fields(algorithm.config_class)
-    }
+    takes = _takes(entry, "symmetries")
     found = env_symmetries(env.name, *env.spaces[entry["role"]]) if takes else []
     if found:
         algo_config["symmetries"] = as_config(found)
@@ -418,6 +420,14 @@ def _add_symmetries(
             f"{why}. Register them with league.register_symmetries(env_name, fn), or set "
             "symmetries=None (where the env has them) or False"
         )
+
+
+def _takes(entry: dict[str, Any], option: str) -> bool:
+    """Whether the learner's algorithm has config field `option` (a user's algorithm may not)."""
+    algorithm = ALGORITHMS.get(str(entry["algo"]).lower())
+    return algorithm is not None and option in {
+        f.name for f in dataclasses.fields(algorithm.config_class)
+    }
 
 
 def _share(config: TrainConfig, num_learners: int, decisions_per_step: int) -> tuple[int, int]:

@@ -9,7 +9,9 @@ leaderboard's top-rated learner (the rule fixed
 before any run: never chosen by these evaluations) plays `--games` games
 against every rung of the env's reference ladder, greedy, exactly half in
 each seat, with 95% Wilson intervals. One JSON line per run goes to
-`--out`; the end prints markdown tables per config and pooled over seeds.
+`--out`; the end prints markdown tables per config, pooled over seeds (Wilson
+intervals over all games) and across seeds (the mean of the seeds' scores with
+a Student t interval, which counts how much seeds differ; docs/benchmarks.md).
 
     .venv/bin/python tests/benchmarks/bench_strength.py --env connect_four --minutes 10 \\
         --seeds 0,1,2,3 --config 'default={}' --config 'lone={"num_policies": 1, \\
@@ -29,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = {"connect_four": "classic/connect_four-v3", "tictactoe": "classic/tictactoe-v3"}
@@ -189,6 +193,30 @@ def table(rows: list[dict]) -> None:
             score = sum(row["ladder"][r]["score"] * row["ladder"][r]["games"] for row in mine)
             lo, hi = wilson(wins, games)
             cells.append(f"{wins / games:.3f} ({lo:.3f}-{hi:.3f}), {score / games:.3f}")
+        print(f"| {name} | {len(mine)} | " + " | ".join(cells) + " |")
+    seed_table(rows, rungs)
+
+
+def seed_table(rows: list[dict], rungs: list[str]) -> None:
+    """Mean over seeds of each seed's score (win 1, draw 1/2), with a Student t 95%
+    interval. The pooled Wilson interval counts only game-to-game chance; training
+    seeds differ by more (docs/benchmarks.md, round 13), and this interval counts that."""
+    from scipy import stats
+
+    print("\nAcross seeds: mean of the seeds' scores (95% t interval over seeds)\n")
+    print("| config | seeds | " + " | ".join(rungs) + " |")
+    print("| --- | ---: |" + " --- |" * len(rungs))
+    for name in dict.fromkeys(row["config"] for row in rows):
+        mine = [row for row in rows if row["config"] == name]
+        cells = []
+        for r in rungs:
+            scores = np.array([row["ladder"][r]["score"] for row in mine])
+            mean = scores.mean()
+            if len(scores) < 2:
+                cells.append(f"{mean:.3f}")
+                continue
+            half = stats.t.ppf(0.975, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
+            cells.append(f"{mean:.3f} ({mean - half:.3f}-{mean + half:.3f})")
         print(f"| {name} | {len(mine)} | " + " | ".join(cells) + " |")
 
 
