@@ -19,6 +19,7 @@ _LAZY = {
     "Observer": ("league.training.observers", "Observer"),
     "Symmetry": ("league.symmetry", "Symmetry"),
     "register_symmetries": ("league.symmetry", "register_symmetries"),
+    "register_preset": ("league.presets", "register_preset"),
 }
 
 
@@ -38,6 +39,7 @@ __all__ = [
     "Observer",
     "Symmetry",
     "load",
+    "register_preset",
     "register_symmetries",
     "train",
 ]

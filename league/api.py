@@ -107,6 +107,8 @@ def train(
     if resume is not None:
         run = RunDir.open(resume)
         saved = run.read_config()
+        # A run saved before presets existed was built without one: it resumes so.
+        saved.setdefault("preset", False)
         for key in run.read_planned():
             saved[key] = None  # chosen by the planner, not the user: chosen again for this leg
         if config.get("backend", saved.get("backend")) != saved.get("backend"):

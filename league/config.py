@@ -166,19 +166,26 @@ class TrainConfig:
         "more reliably; docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
     )
     symmetries: bool | str | None = option(
-        False,
+        None,
         "Make every learner's policy and value invariant to the env's board symmetries "
         "(connect four's mirror, tic-tac-toe's 8 rotations and reflections, or ones added "
         "with league.register_symmetries; docs/algorithms.md): ``average`` (the network "
         "sees every view, outputs averaged) or ``canonical`` (one pass on a fixed view; "
-        "cheaper, but it hurt on tic-tac-toe). True = average, required; None = average "
-        "where the env has them; False = off.",
+        "cheaper, but it hurt on tic-tac-toe). True = average; False = off. Default: the "
+        "env's preset (average on connect four), else off.",
     )
     encoder: str | None = option(
         None,
         "Observation encoder of every learner unless its config names one: ``auto`` (the "
         "Nature-CNN for images, else an MLP), ``mlp``, ``board`` (a CNN for (H, W, C) "
-        "boards) or ``cnn`` (docs/algorithms.md). Default: each learner's own (``auto``).",
+        "boards) or ``cnn`` (docs/algorithms.md). Default: the env's preset (``board`` on "
+        "connect four), else each learner's own (``auto``).",
+    )
+    preset: bool = option(
+        True,
+        "Fill the options a preset covers (encoder, symmetries, ent_coef) that are left "
+        "unset from the env's preset, measured to train a stronger league on that env "
+        "(docs/training.md; the run prints what it filled). False: the library-wide defaults.",
     )
     stack: bool = option(
         True,

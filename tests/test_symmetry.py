@@ -105,16 +105,16 @@ def test_models_with_symmetries_are_exactly_invariant(name: str, kind: str, mode
         torch.testing.assert_close(value_m, value)
 
 
-def test_the_trainer_gives_learners_the_env_symmetries_unless_turned_off():
+def test_the_trainer_gives_learners_the_env_symmetries_when_asked():
     env = EnvInfo.probe("classic/connect_four-v3", measure=False)
     mixed = ["ppo", "a2c", "dqn"]
-    on = learner_specs(TrainConfig(policies=mixed, symmetries=None), env)
+    on = learner_specs(TrainConfig(policies=mixed, symmetries=True), env)
     assert all(len(spec.config["symmetries"]) == 1 for spec in on)
     assert on[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
     assert "symmetry_mode" not in on[0].config  # the algorithms' default: average
     average = learner_specs(TrainConfig(num_policies=1, symmetries="average"), env)
     assert average[0].config["symmetry_mode"] == "average"
-    # Off by default (docs/algorithms.md says why).
+    # Unset, learner_specs adds none: an env's preset fills it in make_plan (test_presets).
     assert "symmetries" not in learner_specs(TrainConfig(num_policies=1), env)[0].config
     with pytest.raises(ConfigError, match="use True, False, or one of"):
         TrainConfig(symmetries="mirror")
@@ -125,9 +125,9 @@ def test_the_trainer_gives_learners_the_env_symmetries_unless_turned_off():
         TrainConfig(policies=[{"algo": "ppo", "symmetries": None}], symmetries=True), env
     )
     assert own[0].config["symmetries"] is None
-    # An env without symmetries: none by default, refused when required.
+    # An env without symmetries: none unless asked, refused when asked.
     rps = EnvInfo.probe("classic/rps-v2", measure=False)
-    assert "symmetries" not in learner_specs(TrainConfig(symmetries=None), rps)[0].config
+    assert "symmetries" not in learner_specs(TrainConfig(), rps)[0].config
     with pytest.raises(ConfigError, match="register_symmetries"):
         learner_specs(TrainConfig(num_policies=1, symmetries=True), rps)
 
@@ -137,13 +137,14 @@ def test_registered_symmetries_replace_the_built_in_ones():
     mirror = env_symmetries("tictactoe_v3", *_spaces("tictactoe_v3"))[3]  # one of the seven
     register_symmetries("tictactoe_v3", lambda obs_space, action_space: [mirror])
     try:
-        spec = learner_specs(TrainConfig(symmetries=None), env)[0]
+        spec = learner_specs(TrainConfig(symmetries=True), env)[0]
         assert spec.config["symmetries"] == as_config([mirror])
         register_symmetries("tictactoe_v3", lambda obs_space, action_space: None)
-        assert "symmetries" not in learner_specs(TrainConfig(symmetries=None), env)[0].config
+        with pytest.raises(ConfigError, match="has no symmetries for its"):
+            learner_specs(TrainConfig(symmetries=True), env)
     finally:
         unregister_symmetries("tictactoe_v3")
-    assert len(learner_specs(TrainConfig(symmetries=None), env)[0].config["symmetries"]) == 7
+    assert len(learner_specs(TrainConfig(symmetries=True), env)[0].config["symmetries"]) == 7
 
 
 def test_a_symmetry_that_is_no_permutation_is_refused_before_training(tmp_path):

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
 from league.models import pick_encoder
+from league.presets import apply_preset
 from league.roles import ALPHASTAR_ROLES
 from league.symmetry import as_config, env_symmetries
 from league.training.devices import check_device, policy_device
@@ -135,11 +137,15 @@ class Plan:
     # Options the config left open -> why this value (config.json keeps it under
     # "planned"; a resume plans them again unless given).
     chosen: dict[str, str] = field(default_factory=dict)
+    # Options the env's preset filled -> why (config.json keeps them as given, so a
+    # resume builds the same models).
+    preset: dict[str, str] = field(default_factory=dict)
 
     @property
     def notes(self) -> list[str]:
         """The choices made for the user, and why, one line each."""
-        notes = [f"{key}={getattr(self.config, key)}: {why}" for key, why in self.chosen.items()]
+        filled = {**self.preset, **self.chosen}
+        notes = [f"{key}={getattr(self.config, key)}: {why}" for key, why in filled.items()]
         if "strategy" not in self.config.league and self.league_config.strategy == "roles":
             notes.append("league strategy 'roles': AlphaStar matchmaking by league role")
         return notes
@@ -154,7 +160,8 @@ def make_plan(
 ) -> Plan:
     """Check the config against the env and resolve what it leaves open; pure (`cores`
     defaults to the CPU cores this process may use)."""
-    learners = learner_specs(config, env)
+    config, preset = apply_preset(config, env.name)
+    learners = learner_specs(config, env, soft=preset)
     per_role = max(sum(s.role == r for s in learners) for r in env.role_names)
     chosen: dict[str, str] = {}
     resolved: dict[str, Any] = {}
@@ -203,7 +210,7 @@ def make_plan(
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
 
         check_pbt_population(_pbt_spec_groups(learners, env, config.stack))
-    return Plan(resolved_config, env, learners, league_config, mix, batches, chosen)
+    return Plan(resolved_config, env, learners, league_config, mix, batches, chosen, preset)
 
 
 def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> list[list[str]]:
@@ -319,8 +326,11 @@ def choose_num_envs(
     return max(step, int(target // step) * step), why
 
 
-def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
-    """One spec per learner: id, role, algorithm and that algorithm's config."""
+def learner_specs(
+    config: TrainConfig, env: EnvInfo, soft: Collection[str] = ()
+) -> list[LearnerSpec]:
+    """One spec per learner: id, role, algorithm and that algorithm's config. Options in
+    `soft` (filled by the env's preset) apply to the learners they fit and skip the rest."""
     role_names = env.role_names
     entries: list[dict[str, Any]] = []
     if config.roles is not None:
@@ -353,7 +363,7 @@ def learner_specs(config: TrainConfig, env: EnvInfo) -> list[LearnerSpec]:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"policy ids must be unique, got {ids}")
     check_ids_are_not_seats(ids, env)
-    return [_spec(config, env, i, entry) for i, entry in enumerate(entries)]
+    return [_spec(config, env, i, entry, soft) for i, entry in enumerate(entries)]
 
 
 def check_ids_are_not_seats(ids: list[str], env: EnvInfo) -> None:
@@ -367,7 +377,9 @@ def check_ids_are_not_seats(ids: list[str], env: EnvInfo) -> None:
         )
 
 
-def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) -> LearnerSpec:
+def _spec(
+    config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any], soft: Collection[str]
+) -> LearnerSpec:
     algo_config = {k: v for k, v in entry.items() if k not in ("id", "role", "algo", "league_role")}
     algo_config.setdefault("hidden_sizes", list(config.hidden_sizes))
     obs_space, action_space = env.spaces[entry["role"]]
@@ -381,8 +393,8 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
-    if "symmetries" not in algo_config and config.symmetries is not False:
-        _add_symmetries(config, env, entry, algo_config)
+    if "symmetries" not in algo_config and config.symmetries:
+        _add_symmetries(config, env, entry, algo_config, required="symmetries" not in soft)
     device = policy_device(index, override=config.device)
     if config.backend != "ray":  # Ray places learners on the learner actor's GPUs
         check_device(device, f"policy {entry['id']!r}")
@@ -399,17 +411,21 @@ def _spec(config: TrainConfig, env: EnvInfo, index: int, entry: dict[str, Any]) 
 
 
 def _add_symmetries(
-    config: TrainConfig, env: EnvInfo, entry: dict[str, Any], algo_config: dict[str, Any]
+    config: TrainConfig,
+    env: EnvInfo,
+    entry: dict[str, Any],
+    algo_config: dict[str, Any],
+    required: bool,
 ) -> None:
-    """Fill in the env's symmetries for a learner whose algorithm takes them; when they
-    are required (True or a mode), refuse a learner that cannot have them."""
+    """Fill in the env's symmetries (True or a mode) for a learner; one that cannot have
+    them is refused when they are `required` (asked for, not filled by a preset)."""
     takes = _takes(entry, "symmetries")
     found = env_symmetries(env.name, *env.spaces[entry["role"]]) if takes else []
     if found:
         algo_config["symmetries"] = as_config(found)
         if isinstance(config.symmetries, str):
             algo_config.setdefault("symmetry_mode", config.symmetries)
-    elif config.symmetries:
+    elif required:
         why = (
             f"algorithm {entry['algo']!r} has no symmetries option"
             if not takes
@@ -418,7 +434,7 @@ def _add_symmetries(
         raise ConfigError(
             f"symmetries={config.symmetries!r} but policy {entry['id']!r} cannot have them: "
             f"{why}. Register them with league.register_symmetries(env_name, fn), or set "
-            "symmetries=None (where the env has them) or False"
+            "symmetries=False"
         )
 
 

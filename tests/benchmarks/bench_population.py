@@ -7,8 +7,10 @@ interleaved round by round so that a slow stretch of the machine hits them all:
 - "previous path": this code with the previous milestone's defaults (one model
   per learner, 96 envs stepped in the training process), and, with
   `--previous-checkout DIR`, that milestone's own code (a git worktree of it);
-- the current defaults (stacked learners, envs and workers chosen at start);
-- scaling: the current defaults with 1, 2, 6, 16 and 32 learners;
+- the current defaults (stacked learners, envs and workers chosen at start),
+  without connect four's preset (`preset=False`: the MLP learners, the
+  machinery every env gets);
+- scaling: the same with 1, 2, 6, 16 and 32 learners;
 - with `--envs`, populations at a fixed env count (how the default env count
   for a population was chosen).
 
@@ -115,6 +117,11 @@ def child(
     environ = dict(os.environ)
     if checkout:
         environ["PYTHONPATH"] = checkout
+    else:
+        # The training machinery's rate, on the MLP learners every env gets without a
+        # preset (connect four's own, board CNN learners with the mirror averaged, trains
+        # at about 0.56x; docs/benchmarks.md). A previous checkout has no presets.
+        options = {"preset": False, **options}
     job = {"name": name, "seconds": seconds, "options": options, "timed": checkout is None}
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps({**job, "env": env})],

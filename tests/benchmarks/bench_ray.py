@@ -66,8 +66,9 @@ sys.path.insert(0, str(BASELINES))
 
 BACKENDS = ("multiprocessing", "ray")
 # The default chosen at start for envs cheaper than 1 ms a step (league.training.plan),
-# fixed here so that both backends (and every worker count) step the same envs.
-CONNECT_FOUR = {"num_policies": 6, "num_envs": 192}
+# fixed here so that both backends (and every worker count) step the same envs; the MLP
+# learners, without connect four's preset, as bench_population measures.
+CONNECT_FOUR = {"num_policies": 6, "num_envs": 192, "preset": False}
 # tests/benchmarks/bench_training.py's pistonball: one shared policy for the 20 pistons.
 PISTONBALL = {
     "policies": [

@@ -1,0 +1,83 @@
+"""Env presets: options measured to train a stronger league on one env than the
+library-wide defaults do.
+
+One default cannot suit every env. On connect four, learners with the board
+CNN and the mirror averaged in beat weak play far more reliably than the
+default MLP learners; on other envs the same settings would only cost speed.
+So, as Sample Factory lets each env family override its default parameters,
+an env may carry a preset: values for a few options, with the measurement
+they rest on. At the start of a run the preset fills those of its options the
+config leaves at None (an option you give always wins; `preset=False` turns
+presets off); the run prints what it filled and why, and config.json keeps the
+filled values as if given, so a resume builds the same models.
+`register_preset` adds one for another env or replaces a built-in one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from league.errors import ConfigError
+
+# What a preset may fill: the learners' model and loss options whose default is None.
+# Budgets, env counts and workers depend on the machine: the planner chooses those.
+PRESET_OPTIONS = ("encoder", "symmetries", "ent_coef")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Option values for one env, and why (printed at the start of a run)."""
+
+    options: Mapping[str, Any]
+    why: str
+
+
+_BUILT_IN: dict[str, Preset] = {
+    "connect_four_v3": Preset(
+        {"encoder": "board", "symmetries": "average"},
+        "connect four's preset: board-CNN learners with the mirror averaged beat random "
+        "play more often than MLP learners on each of four paired seeds (docs/benchmarks.md, "
+        "round 14)",
+    ),
+}
+_REGISTERED: dict[str, Preset] = {}
+
+
+def register_preset(env_name: str, options: Mapping[str, Any], why: str = "") -> None:
+    """Give `env_name` (as the wrappers name it, e.g. "connect_four_v3") a preset:
+    `options` maps some of PRESET_OPTIONS to values; `why` is printed at start."""
+    unknown = [k for k in options if k not in PRESET_OPTIONS]
+    if unknown:
+        raise ConfigError(
+            f"a preset may fill only {list(PRESET_OPTIONS)}, not {unknown}; pass other "
+            "options to league.train"
+        )
+    from league.config import TrainConfig  # config imports nothing from here: no cycle
+
+    TrainConfig(**options)  # a value that could never work is refused now, not at start
+    _REGISTERED[env_name] = Preset(dict(options), why or f"the preset registered for {env_name}")
+
+
+def unregister_preset(env_name: str) -> None:
+    """Take back a preset added with `register_preset` (a built-in one applies again)."""
+    _REGISTERED.pop(env_name, None)
+
+
+def env_preset(env_name: str) -> Preset | None:
+    """The registered (else built-in) preset of an env; None if it has none."""
+    return _REGISTERED.get(env_name) or _BUILT_IN.get(env_name)
+
+
+def apply_preset(config: Any, env_name: str) -> tuple[Any, dict[str, str]]:
+    """`config` (a TrainConfig) with the env's preset filled into the options it leaves
+    at None, and option -> why for each option filled."""
+    preset = env_preset(env_name) if config.preset else None
+    if preset is None:
+        return config, {}
+    filled = {k: v for k, v in preset.options.items() if getattr(config, k) is None}
+    if not filled:
+        return config, {}
+    return dataclasses.replace(config, **filled), dict.fromkeys(filled, preset.why)

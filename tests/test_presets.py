@@ -1,0 +1,120 @@
+"""Env presets: what the three-line call trains on connect four, what wins over a
+preset, and that a resume keeps the models it started with."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import league
+from league.config import TrainConfig
+from league.errors import ConfigError
+from league.presets import unregister_preset
+from league.symmetry import register_symmetries, unregister_symmetries
+from league.training.plan import EnvInfo, make_plan
+
+# Round 14's arm P (docs/benchmarks.md), spelled out as the benchmark ran it.
+BOARD_AVERAGE = {"algo": "ppo", "encoder": "board", "symmetry_mode": "average"}
+
+
+@pytest.fixture(scope="module")
+def connect_four() -> EnvInfo:
+    return EnvInfo.probe("classic/connect_four-v3", measure=False)
+
+
+def test_connect_four_defaults_are_the_measured_board_cnn_league(connect_four):
+    plan = make_plan(TrainConfig(), connect_four, cores=2)
+    measured = make_plan(
+        TrainConfig(symmetries=True, policies=[BOARD_AVERAGE] * 6), connect_four, cores=2
+    )
+    # The learners the benchmark measured, but for their names.
+    assert [s.config for s in plan.learners] == [s.config for s in measured.learners]
+    assert [s.seed for s in plan.learners] == [s.seed for s in measured.learners]
+    assert plan.config.num_envs == measured.config.num_envs
+    assert plan.learners[0].config["encoder"] == "board"
+    assert plan.learners[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
+    assert set(plan.preset) == {"encoder", "symmetries"}
+    assert any(n.startswith("encoder=board: connect four's preset") for n in plan.notes)
+    # Other envs have none: tic-tac-toe trains the library-wide defaults.
+    tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
+    plain = make_plan(TrainConfig(), tictactoe, cores=2)
+    assert plain.preset == {} and "symmetries" not in plain.learners[0].config
+
+
+def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(connect_four):
+    mine = make_plan(TrainConfig(encoder="mlp", symmetries=False), connect_four, cores=2)
+    assert mine.preset == {}
+    assert mine.learners[0].config["encoder"] == "mlp"
+    assert "symmetries" not in mine.learners[0].config
+    half = make_plan(TrainConfig(symmetries="canonical"), connect_four, cores=2)
+    assert half.learners[0].config["encoder"] == "board"  # the option not given still fills
+    assert half.learners[0].config["symmetry_mode"] == "canonical"
+    own = make_plan(TrainConfig(policies=[{"algo": "dqn", "encoder": "mlp"}]), connect_four)
+    assert own.learners[0].config["encoder"] == "mlp"  # a learner's own config wins too
+    # A preset's value goes where it fits; one you ask for is refused where it cannot.
+    register_symmetries("connect_four_v3", lambda obs_space, action_space: None)
+    try:
+        fitted = make_plan(TrainConfig(), connect_four, cores=2)
+        assert "symmetries" not in fitted.learners[0].config
+        with pytest.raises(ConfigError, match="has no symmetries for its"):
+            make_plan(TrainConfig(symmetries=True), connect_four, cores=2)
+    finally:
+        unregister_symmetries("connect_four_v3")
+    off = make_plan(TrainConfig(preset=False), connect_four, cores=2)
+    assert off.preset == {}
+    assert "encoder" not in off.learners[0].config
+    assert "symmetries" not in off.learners[0].config
+
+
+def test_a_registered_preset_fills_another_env_and_bad_ones_are_refused():
+    rps = EnvInfo.probe("classic/rps-v2", measure=False)
+    assert make_plan(TrainConfig(), rps).learners[0].config["ent_coef"] == 0.1
+    league.register_preset("rps_v2", {"ent_coef": 0.02}, why="measured by me")
+    try:
+        plan = make_plan(TrainConfig(), rps)
+        assert plan.learners[0].config["ent_coef"] == 0.02
+        assert "ent_coef=0.02: measured by me" in plan.notes
+    finally:
+        unregister_preset("rps_v2")
+    assert make_plan(TrainConfig(), rps).learners[0].config["ent_coef"] == 0.1
+    with pytest.raises(ConfigError, match="may fill only"):
+        league.register_preset("rps_v2", {"num_envs": 64})
+    with pytest.raises(ConfigError, match="encoder='resnet' is unknown"):
+        league.register_preset("rps_v2", {"encoder": "resnet"})
+    league.register_preset("rps_v2", {"encoder": "board"})  # rps observes one number
+    try:
+        with pytest.raises(ConfigError, match="encoder='board' needs a 3-D"):
+            make_plan(TrainConfig(), rps)  # refused before anything is built
+    finally:
+        unregister_preset("rps_v2")
+
+
+def test_a_resume_keeps_the_models_it_started_with_when_the_preset_changes(tmp_path, capsys):
+    common = {"num_policies": 1, "num_envs": 8, "num_workers": 0, "progress": False}
+    run_dir = tmp_path / "run"
+    league.register_preset("tictactoe_v3", {"symmetries": "average"}, why="a test's preset")
+    try:
+        league.train("classic/tictactoe-v3", total_steps=256, run_dir=str(run_dir), **common)
+        assert "symmetries=average: a test's preset" in capsys.readouterr().out
+        league.register_preset("tictactoe_v3", {"symmetries": False})
+        run = league.train("classic/tictactoe-v3", resume=str(run_dir), total_steps=512)
+    finally:
+        unregister_preset("tictactoe_v3")
+    assert run.env_steps >= 512
+    assert run.config.symmetries == "average"  # the saved value, not the new preset's
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["symmetries"] == "average" and "symmetries" not in saved.get("planned", {})
+    # A run saved before presets existed (no "preset" key) resumes without one: were
+    # connect four's preset applied now, its board CNN could not load the MLP weights.
+    old = tmp_path / "old"
+    league.train(
+        "classic/connect_four-v3", total_steps=256, run_dir=str(old), preset=False, **common
+    )
+    config = json.loads((old / "config.json").read_text())
+    config = {k: v for k, v in config.items() if k not in ("preset", "encoder")}
+    config["symmetries"] = False  # the default then
+    (old / "config.json").write_text(json.dumps(config))
+    resumed = league.train("classic/connect_four-v3", resume=str(old), total_steps=512)
+    assert resumed.env_steps >= 512
+    assert resumed.config.preset is False and resumed.config.encoder is None
