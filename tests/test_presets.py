@@ -84,8 +84,10 @@ def test_a_registered_preset_fills_another_env_and_bad_ones_are_refused():
         league.register_preset("rps_v2", {"encoder": "resnet"})
     league.register_preset("rps_v2", {"encoder": "board"})  # rps observes one number
     try:
+        # A preset's encoder goes where it fits; one you name is refused where it cannot.
+        assert "encoder" not in make_plan(TrainConfig(), rps).learners[0].config
         with pytest.raises(ConfigError, match="encoder='board' needs a 3-D"):
-            make_plan(TrainConfig(), rps)  # refused before anything is built
+            make_plan(TrainConfig(encoder="board"), rps)  # before anything is built
     finally:
         unregister_preset("rps_v2")
 

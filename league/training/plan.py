@@ -389,7 +389,12 @@ def _spec(
             ent_coef = DISCRETE_ENT_COEF
         if ent_coef is not None:
             algo_config["ent_coef"] = ent_coef
-    if config.encoder is not None and "encoder" not in algo_config and _takes(entry, "encoder"):
+    wanted = config.encoder is not None and "encoder" not in algo_config
+    if (
+        wanted
+        and _takes(entry, "encoder")
+        and ("encoder" not in soft or _fits(obs_space, config.encoder))
+    ):
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
@@ -436,6 +441,15 @@ def _add_symmetries(
             f"{why}. Register them with league.register_symmetries(env_name, fn), or set "
             "symmetries=False"
         )
+
+
+def _fits(space: gym_spaces.Space, encoder: str) -> bool:
+    """Whether `encoder` can read observations of `space`."""
+    try:
+        pick_encoder(space, encoder)
+    except ConfigError:
+        return False
+    return True
 
 
 def _takes(entry: dict[str, Any], option: str) -> bool:
