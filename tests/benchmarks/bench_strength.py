@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,6 @@ def main() -> None:
 
 
 def table(rows: list[dict]) -> None:
-    from league.evaluate import wilson
-
     rungs = list(dict.fromkeys(r for row in rows for r in row["ladder"]))
     print("\n| config | seed | env steps/s | top learner | " + " | ".join(rungs) + " |")
     print("| --- | ---: | ---: | --- |" + " ---: |" * len(rungs))
@@ -182,42 +181,45 @@ def table(rows: list[dict]) -> None:
             + " |"
         )
     print("\nPooled over seeds: win rate (95% CI), score\n")
+    config_table(rows, rungs, pooled_cell)
+    print("\nAcross seeds: mean of the seeds' scores (95% t interval over seeds)\n")
+    config_table(rows, rungs, seed_cell)
+
+
+def config_table(
+    rows: list[dict], rungs: list[str], cell: Callable[[list[dict], str], str]
+) -> None:
+    """One markdown row per config: `cell(that config's rows, rung)` for every rung."""
     print("| config | seeds | " + " | ".join(rungs) + " |")
     print("| --- | ---: |" + " --- |" * len(rungs))
     for name in dict.fromkeys(row["config"] for row in rows):
         mine = [row for row in rows if row["config"] == name]
-        cells = []
-        for r in rungs:
-            wins = sum(row["ladder"][r]["wins"] for row in mine)
-            games = sum(row["ladder"][r]["games"] for row in mine)
-            score = sum(row["ladder"][r]["score"] * row["ladder"][r]["games"] for row in mine)
-            lo, hi = wilson(wins, games)
-            cells.append(f"{wins / games:.3f} ({lo:.3f}-{hi:.3f}), {score / games:.3f}")
-        print(f"| {name} | {len(mine)} | " + " | ".join(cells) + " |")
-    seed_table(rows, rungs)
+        print(f"| {name} | {len(mine)} | " + " | ".join(cell(mine, r) for r in rungs) + " |")
 
 
-def seed_table(rows: list[dict], rungs: list[str]) -> None:
+def pooled_cell(rows: list[dict], rung: str) -> str:
+    """Win rate over all the games of `rows`, its 95% Wilson interval, and the score."""
+    from league.evaluate import wilson
+
+    wins = sum(row["ladder"][rung]["wins"] for row in rows)
+    games = sum(row["ladder"][rung]["games"] for row in rows)
+    score = sum(row["ladder"][rung]["score"] * row["ladder"][rung]["games"] for row in rows)
+    lo, hi = wilson(wins, games)
+    return f"{wins / games:.3f} ({lo:.3f}-{hi:.3f}), {score / games:.3f}"
+
+
+def seed_cell(rows: list[dict], rung: str) -> str:
     """Mean over seeds of each seed's score (win 1, draw 1/2), with a Student t 95%
     interval. The pooled Wilson interval counts only game-to-game chance; training
     seeds differ by more (docs/benchmarks.md, round 13), and this interval counts that."""
     from scipy import stats
 
-    print("\nAcross seeds: mean of the seeds' scores (95% t interval over seeds)\n")
-    print("| config | seeds | " + " | ".join(rungs) + " |")
-    print("| --- | ---: |" + " --- |" * len(rungs))
-    for name in dict.fromkeys(row["config"] for row in rows):
-        mine = [row for row in rows if row["config"] == name]
-        cells = []
-        for r in rungs:
-            scores = np.array([row["ladder"][r]["score"] for row in mine])
-            mean = scores.mean()
-            if len(scores) < 2:
-                cells.append(f"{mean:.3f}")
-                continue
-            half = stats.t.ppf(0.975, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
-            cells.append(f"{mean:.3f} ({mean - half:.3f}-{mean + half:.3f})")
-        print(f"| {name} | {len(mine)} | " + " | ".join(cells) + " |")
+    scores = np.array([row["ladder"][rung]["score"] for row in rows])
+    mean = scores.mean()
+    if len(scores) < 2:
+        return f"{mean:.3f}"
+    half = stats.t.ppf(0.975, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
+    return f"{mean:.3f} ({mean - half:.3f}-{mean + half:.3f})"
 
 
 if __name__ == "__main__":
