@@ -161,9 +161,10 @@ class TrainConfig:
     )
     ent_coef: float | None = option(
         None,
-        "Entropy bonus of every PPO learner unless its config says otherwise. Default: 0.1 "
-        "for Discrete actions (a self-play population that keeps exploring beats weak play "
-        "more reliably; docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
+        "Entropy bonus of every PPO learner unless its config says otherwise. Default: the "
+        "env's preset (0.3 on tic-tac-toe), else 0.1 for Discrete actions (a self-play "
+        "population that keeps exploring beats weak play more reliably; "
+        "docs/benchmarks.md), PPO's own 0.01 for other action spaces.",
     )
     symmetries: bool | str | None = option(
         None,
@@ -172,7 +173,7 @@ class TrainConfig:
         "with league.register_symmetries; docs/algorithms.md): ``average`` (the network "
         "sees every view, outputs averaged) or ``canonical`` (one pass on a fixed view; "
         "cheaper, but it hurt on tic-tac-toe). True = average; False = off. Default: the "
-        "env's preset (average on connect four), else off.",
+        "env's preset (average on connect four and tic-tac-toe), else off.",
     )
     encoder: str | None = option(
         None,

@@ -1,5 +1,6 @@
-"""Shared test pieces: the `slow` marker, random legal actions, and a tiny real
-ParallelEnv whose spaces a test chooses (for layouts no installed env has)."""
+"""Shared test pieces: the `slow` marker, tic-tac-toe on the library-wide defaults,
+random legal actions, and a tiny real ParallelEnv whose spaces a test chooses (for
+layouts no installed env has)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: image envs and long episodes; deselect with -m 'not slow'"
     )
+
+
+@pytest.fixture(autouse=True)
+def tictactoe_on_library_defaults():
+    """Tests train tic-tac-toe on the library-wide defaults: they test the machinery, and
+    its preset's eight views per forward pass would double their training time. An empty
+    registered preset turns the built-in one off; tests/test_presets.py tests the preset.
+    (A `run_cli` process is not touched: it trains what a user's would.)"""
+    from league.presets import register_preset, unregister_preset
+
+    register_preset("tictactoe_v3", {}, why="tests")
+    yield
+    unregister_preset("tictactoe_v3")
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

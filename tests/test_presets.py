@@ -1,5 +1,5 @@
-"""Env presets: what the three-line call trains on connect four, what wins over a
-preset, and that a resume keeps the models it started with."""
+"""Env presets: what the three-line call trains on connect four and tic-tac-toe, what
+wins over a preset, and that a resume keeps the models it started with."""
 
 from __future__ import annotations
 
@@ -36,10 +36,30 @@ def test_connect_four_defaults_are_the_measured_board_cnn_league(connect_four):
     assert plan.learners[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
     assert set(plan.preset) == {"encoder", "symmetries"}
     assert any(n.startswith("encoder=board: connect four's preset") for n in plan.notes)
-    # Other envs have none: tic-tac-toe trains the library-wide defaults.
+    # Envs without one train the library-wide defaults.
+    rps = EnvInfo.probe("classic/rps-v2", measure=False)
+    plain = make_plan(TrainConfig(), rps, cores=2)
+    assert plain.preset == {} and plain.learners[0].config["ent_coef"] == 0.1
+
+
+def test_tictactoe_defaults_are_round_15s_league_and_an_empty_preset_turns_it_off():
     tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
-    plain = make_plan(TrainConfig(), tictactoe, cores=2)
-    assert plain.preset == {} and "symmetries" not in plain.learners[0].config
+    unregister_preset("tictactoe_v3")  # conftest's empty one: the built-in preset applies
+    plan = make_plan(TrainConfig(), tictactoe, cores=2)
+    # Round 15's arm, as the benchmark ran it (before tic-tac-toe had a preset).
+    measured = make_plan(
+        TrainConfig(symmetries="average", ent_coef=0.3, preset=False), tictactoe, cores=2
+    )
+    assert [s.config for s in plan.learners] == [s.config for s in measured.learners]
+    assert plan.config.num_envs == measured.config.num_envs
+    assert len(plan.learners[0].config["symmetries"]) == 7  # every view but the identity
+    assert plan.learners[0].config["ent_coef"] == 0.3
+    assert set(plan.preset) == {"symmetries", "ent_coef"}
+    assert any(n.startswith("ent_coef=0.3: tic-tac-toe's preset") for n in plan.notes)
+    league.register_preset("tictactoe_v3", {})
+    off = make_plan(TrainConfig(), tictactoe, cores=2)
+    assert off.preset == {} and "symmetries" not in off.learners[0].config
+    assert off.learners[0].config["ent_coef"] == 0.1
 
 
 def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(connect_four):
