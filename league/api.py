@@ -107,8 +107,11 @@ def train(
     if resume is not None:
         run = RunDir.open(resume)
         saved = run.read_config()
-        # A run saved before presets existed was built without one: it resumes so.
-        saved.setdefault("preset", False)
+        # A run's models were fixed when it started, and config.json keeps what a preset
+        # filled then as if given: a preset added or changed since must fill nothing now
+        # (nor one for a run saved before presets existed), or the run would go on as
+        # other learners (or fail to load: a board CNN cannot take MLP weights).
+        saved["preset"] = False
         for key in run.read_planned():
             saved[key] = None  # chosen by the planner, not the user: chosen again for this leg
         if config.get("backend", saved.get("backend")) != saved.get("backend"):

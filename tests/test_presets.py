@@ -140,3 +140,11 @@ def test_a_resume_keeps_the_models_it_started_with_when_the_preset_changes(tmp_p
     resumed = league.train("classic/connect_four-v3", resume=str(old), total_steps=512)
     assert resumed.env_steps >= 512
     assert resumed.config.preset is False and resumed.config.encoder is None
+    # A tic-tac-toe run started before tic-tac-toe had a preset (here: with it turned
+    # off, as conftest does) resumes with the models it started with, not the preset's.
+    before = tmp_path / "before"
+    league.register_preset("tictactoe_v3", {})
+    league.train("classic/tictactoe-v3", total_steps=256, run_dir=str(before), **common)
+    unregister_preset("tictactoe_v3")
+    after = league.train("classic/tictactoe-v3", resume=str(before), total_steps=512)
+    assert after.env_steps >= 512 and after.config.symmetries is None
