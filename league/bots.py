@@ -125,13 +125,18 @@ class TicTacToePerfect(Bot):
     def _legal(self, boards: np.ndarray) -> np.ndarray:
         return ~boards.any(axis=3).reshape(len(boards), 9)
 
-    def _choose(self, board: np.ndarray, legal: np.ndarray) -> int:
+    def move_scores(self, board: np.ndarray, legal: np.ndarray) -> dict[int, int]:
+        """Minimax score of each legal move of one board (3, 3, 2), in preference order:
+        above 0 wins, 0 draws, below 0 loses (faster wins and later losses score higher)."""
         mine = int(board[..., 0].reshape(9) @ _TICTACTOE_WEIGHTS)
         theirs = int(board[..., 1].reshape(9) @ _TICTACTOE_WEIGHTS)
         moves = [cell for cell in _TICTACTOE_PREFERENCE if legal[cell]]
-        scores = {cell: -_tictactoe_value(theirs, mine | 1 << cell) for cell in moves}
+        return {cell: -_tictactoe_value(theirs, mine | 1 << cell) for cell in moves}
+
+    def _choose(self, board: np.ndarray, legal: np.ndarray) -> int:
+        scores = self.move_scores(board, legal)
         best = max(scores.values())
-        return self._pick([cell for cell in moves if scores[cell] == best])
+        return self._pick([cell for cell, score in scores.items() if score == best])
 
 
 # Connect four bitboards: column c holds bits c*7 .. c*7+5, bottom row first; bit

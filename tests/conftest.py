@@ -29,7 +29,7 @@ def tictactoe_on_library_defaults():
     tests the preset. (A `run_cli` process is not touched: it trains as a user's would.)"""
     from league.presets import register_preset, unregister_preset
 
-    register_preset("tictactoe_v3", {}, why="tests")
+    register_preset("tictactoe_v3", {})
     yield
     unregister_preset("tictactoe_v3")
 

@@ -23,7 +23,7 @@ from functools import cache
 import numpy as np
 
 import league
-from league.bots import _TICTACTOE_LINES, _tictactoe_value
+from league.bots import _TICTACTOE_LINES, TicTacToePerfect
 
 
 def board_obs(mine: int, theirs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,7 @@ def show(first: int, second: int) -> str:
 def check(policy) -> tuple[float, list[tuple[str, int]]]:
     """(loss probability averaged over both seats, holes as (position, move played))."""
     holes: set[tuple[str, int]] = set()
+    perfect = TicTacToePerfect()
 
     @cache
     def move(mine: int, theirs: int) -> int:
@@ -54,15 +55,14 @@ def check(policy) -> tuple[float, list[tuple[str, int]]]:
             return 1.0 if learner else 0.0  # the player who just moved has won
         if (mine | theirs) == 0x1FF:
             return 0.0
-        free = [c for c in range(9) if not (mine | theirs) >> c & 1]
+        scores = perfect.move_scores(*board_obs(mine, theirs))
         if learner:
             cell = move(mine, theirs)
-            if _tictactoe_value(mine, theirs) >= 0 > -_tictactoe_value(theirs, mine | 1 << cell):
+            if max(scores.values()) >= 0 > scores[cell]:
                 x, o = (mine, theirs) if learner_first else (theirs, mine)
                 holes.add((show(x, o), cell))
             return lose(theirs, mine | 1 << cell, False, learner_first)
-        scores = {c: -_tictactoe_value(theirs, mine | 1 << c) for c in free}
-        best = [c for c in free if scores[c] == max(scores.values())]
+        best = [c for c, score in scores.items() if score == max(scores.values())]
         return float(np.mean([lose(theirs, mine | 1 << c, True, learner_first) for c in best]))
 
     rate = (lose(0, 0, True, True) + lose(0, 0, False, False)) / 2
