@@ -255,6 +255,30 @@ def test_a_stop_signal_saves_everything_and_the_run_resumes(tmp_path, signum, de
     assert _commit(run_dir)["iteration"] > commit["iteration"]
 
 
+def test_a_directory_being_trained_refuses_a_second_writer_until_its_process_ends(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _train_in_subprocess(run_dir, seed=3)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "trainer.json").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "training did not start within 120 s"
+            time.sleep(0.05)
+        busy = rf"being trained by another process \(pid {proc.pid}\); wait for it to end"
+        with pytest.raises(RunDirError, match=busy):  # a resume in a second terminal
+            league.train(TTT, resume=str(run_dir), total_steps=10**6, **FAST)
+        with pytest.raises(RunDirError, match=busy):  # overwrite must not move a live run
+            league.train(TTT, num_policies=2, run_dir=str(run_dir), overwrite=True, **FAST)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+        assert proc.poll() is None, "the first run was disturbed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # however it ends, the lock goes with it
+        proc.wait()
+    steps = _commit(run_dir)["env_steps"]
+    resumed = league.train(TTT, resume=str(run_dir), total_steps=steps + 512, **FAST)
+    assert resumed.env_steps >= steps + 512
+
+
 def test_default_run_directories_never_clobber_a_run(tmp_path: Path, monkeypatch):
     first = RunDir.create(tmp_path / "a")
     (first.path / "config.json").write_text("{}")

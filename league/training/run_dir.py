@@ -14,7 +14,10 @@ runs/<name>/config.json      the resolved TrainConfig ("planned": what was chose
 A checkpoint writes the policy files, then the league's files, then
 `trainer.json`; a run killed at any moment reopens at its last complete
 checkpoint. `RunDir.create` refuses a directory that holds a run (or moves it
-aside to a dated backup on request) before anything is written;
+aside to a dated backup on request) before anything is written; `claim` makes
+a training process the directory's only writer (an exclusive `flock` on
+`.lock`, which the system drops when the process ends, however it ends), so a
+second run or resume into a directory being trained stops before it writes;
 `RunDir.open` finds a run (its config.json); `check_resumable` checks, before a
 resume, that its files agree with each other.
 Opening never writes, so a read-only copy of a run can be loaded.
@@ -22,6 +25,7 @@ Opening never writes, so a read-only copy of a run can be loaded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -37,12 +41,18 @@ from league._io import atomic_write_bytes, atomic_write_text
 from league.errors import RunDirError
 from league.records import STATE_FILE as LEAGUE_FILE
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: runs there are not guarded against a second writer
+    fcntl = None
+
 CONFIG_FILE = "config.json"
 PLANNED = "planned"  # config.json: the options the planner chose, and why
 COMMIT_FILE = "trainer.json"
 CHECKPOINTS = "checkpoints"
 # Any of these means the directory holds (part of) a run.
 RUN_MARKERS = (CONFIG_FILE, COMMIT_FILE, LEAGUE_FILE, "matches.csv", "matches.csv.gz", CHECKPOINTS)
+LOCK_FILE = ".lock"  # held (flock) by the process training into the directory; holds its pid
 
 
 class RunDir:
@@ -50,6 +60,7 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._lock: io.TextIOWrapper | None = None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -73,6 +84,8 @@ class RunDir:
                     "continue it, run_dir= a new directory, or overwrite=True to move it aside "
                     "to a dated backup"
                 )
+            run.claim()  # refuses a run that another process is training right now
+            run.release()
             backup = run.move_aside()
             print(f"league: moved the run that was in {run.path} to {backup}")
         run.check_writable(min_free_mb)
@@ -87,6 +100,36 @@ class RunDir:
         if not (run.path / CONFIG_FILE).is_file():
             raise RunDirError(f"{str(run.path)!r} is not a run directory (it has no {CONFIG_FILE})")
         return run
+
+    def claim(self) -> None:
+        """Make this process the directory's only writer until `release` (or its end);
+        RunDirError, naming the other process, if one is training into it now."""
+        if self._lock is not None or fcntl is None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115 (held open until release)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            pid = lock.read().strip() or "unknown"
+            lock.close()
+            raise RunDirError(
+                f"{str(self.path)!r} is being trained by another process (pid {pid}); wait "
+                "for it to end (or stop it: it saves on Ctrl-C or SIGTERM), or pass run_dir= "
+                "another directory"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
+    def release(self) -> None:
+        """Let another process train into the directory (see `claim`)."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self._lock.close()  # closing the file drops the flock
+            self._lock = None
 
     def holds_run(self) -> bool:
         return any((self.path / name).exists() for name in RUN_MARKERS)

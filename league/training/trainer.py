@@ -66,6 +66,8 @@ class Trainer:
             self._build(env_fn, config, resume, overwrite, observers, pbt_objective)
         except BaseException:
             self._stop_ray()
+            if hasattr(self, "run_dir"):
+                self.run_dir.release()
             raise
 
     def _build(
@@ -92,6 +94,7 @@ class Trainer:
         else:
             path = config.run_dir or default_run_dir(env.name)
             self.run_dir = RunDir.create(path, overwrite, config.min_free_mb)
+        self.run_dir.claim()  # before anything is written: one writer per run directory
         self.config = dataclasses.replace(self.plan.config, run_dir=str(self.run_dir))
         capacity = self.plan.league_config.max_snapshots or 0
         if self.config.backend == "ray":
@@ -241,6 +244,13 @@ class Trainer:
 
     def run(self) -> str:
         """Train until the budget is spent; returns why the run ended ("budget", ...)."""
+        self.run_dir.claim()
+        try:
+            return self._run()
+        finally:
+            self.run_dir.release()
+
+    def _run(self) -> str:
         config = self.config
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)

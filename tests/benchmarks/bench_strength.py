@@ -40,6 +40,7 @@ ENVS = {"connect_four": "classic/connect_four-v3", "tictactoe": "classic/tictact
 
 
 def child(
+    name: str,
     env: str,
     minutes: float,
     steps: int,
@@ -56,7 +57,8 @@ def child(
     env_kwargs, pad = options.get("env_kwargs") or None, options.get("pad", False)
     info = EnvInfo.probe(ENVS[env], pad=pad, env_kwargs=env_kwargs, measure=False)
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = f"{keep}/{env}_seed{seed}_{int(time.time())}" if keep else f"{tmp}/run"
+        # The config's name too: runs of two configs started in the same second differ.
+        run_dir = f"{keep}/{name}_{env}_seed{seed}_{int(time.time())}" if keep else f"{tmp}/run"
         started = time.monotonic()
         run = league.train(
             ENVS[env],
@@ -139,6 +141,7 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name, options in configs.items():
             job = {
+                "name": name,
                 "env": args.env,
                 "minutes": args.minutes,
                 "steps": args.steps,
