@@ -114,10 +114,13 @@ class RunDir:
             lock.seek(0)
             pid = lock.read().strip() or "unknown"
             lock.close()
+            if pid == str(os.getpid()):  # a Trainer built here and not run (nor collected)
+                who = "a Trainer of this process that has not run yet"
+            else:
+                who = f"another process (pid {pid})"
             raise RunDirError(
-                f"{str(self.path)!r} is being trained by another process (pid {pid}); wait "
-                "for it to end (or stop it: it saves on Ctrl-C or SIGTERM), or pass run_dir= "
-                "another directory"
+                f"{str(self.path)!r} is being trained by {who}; wait for it to end (or stop "
+                "it: it saves on Ctrl-C or SIGTERM), or pass run_dir= another directory"
             ) from None
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
