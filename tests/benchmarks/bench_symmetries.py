@@ -33,11 +33,12 @@ def main() -> None:
     parser.add_argument("--envs", default="connect_four,tictactoe")
     parser.add_argument("--entries", default=",".join(ENTRIES), help="first one is the base")
     args = parser.parse_args()
-    print("| env | symmetries | env steps | env steps/s | ratio to off |")
+    entries = args.entries.split(",")
+    print(f"| env | entry | env steps | env steps/s | ratio to {entries[0]} |")
     print("| --- | --- | ---: | ---: | ---: |")
     for env in args.envs.split(","):
         base = None
-        for name in args.entries.split(","):
+        for name in entries:
             row = child(name, args.seconds, ENTRIES[name], env=ENVS[env])
             if row is None:
                 continue
