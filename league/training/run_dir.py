@@ -43,7 +43,7 @@ from league.records import STATE_FILE as LEAGUE_FILE
 
 try:
     import fcntl
-except ImportError:  # not on Windows: runs there are not guarded against a second writer
+except ImportError:  # Windows has no fcntl: runs there are not guarded against a second writer
     fcntl = None
 
 CONFIG_FILE = "config.json"
