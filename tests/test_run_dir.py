@@ -265,8 +265,9 @@ def test_a_directory_being_trained_refuses_a_second_writer_until_its_process_end
             assert time.monotonic() < deadline, "training did not start within 120 s"
             time.sleep(0.05)
         busy = rf"being trained by another process \(pid {proc.pid}\); wait for it to end"
+        more = _commit(run_dir)["env_steps"] + 256  # short, should the refusal ever fail
         with pytest.raises(RunDirError, match=busy):  # a resume in a second terminal
-            league.train(TTT, resume=str(run_dir), total_steps=10**6, **FAST)
+            league.train(TTT, resume=str(run_dir), total_steps=more, **FAST)
         with pytest.raises(RunDirError, match=busy):  # overwrite must not move a live run
             league.train(TTT, num_policies=2, run_dir=str(run_dir), overwrite=True, **FAST)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
