@@ -280,6 +280,26 @@ def test_a_directory_being_trained_refuses_a_second_writer_until_its_process_end
     assert resumed.env_steps >= steps + 512
 
 
+def test_the_lock_ends_with_the_process_that_claimed_it_not_with_its_forked_workers(tmp_path):
+    import multiprocessing
+
+    run = RunDir(tmp_path)
+    run.claim()
+    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    worker.start()  # as an env worker is started: it inherits the open lock file
+    try:
+        with pytest.raises(RunDirError, match=r"a Trainer of this process that has not run"):
+            RunDir(tmp_path).claim()
+        run.release()
+        again = RunDir(tmp_path)
+        again.claim()  # free at once, while the worker lives on
+        assert worker.is_alive()
+        again.release()
+    finally:
+        worker.kill()
+        worker.join()
+
+
 def test_default_run_directories_never_clobber_a_run(tmp_path: Path, monkeypatch):
     first = RunDir.create(tmp_path / "a")
     (first.path / "config.json").write_text("{}")

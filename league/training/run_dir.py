@@ -16,8 +16,9 @@ A checkpoint writes the policy files, then the league's files, then
 checkpoint. `RunDir.create` refuses a directory that holds a run (or moves it
 aside to a dated backup on request) before anything is written; `claim` makes
 a training process the directory's only writer (an exclusive `flock` on
-`.lock`, which the system drops when the process ends, however it ends), so a
-second run or resume into a directory being trained stops before it writes;
+`.lock`, which the system drops when the process ends, however it ends; forked
+env workers close their inherited copy), so a second run or resume into a
+directory being trained stops before it writes;
 `RunDir.open` finds a run (its config.json); `check_resumable` checks, before a
 resume, that its files agree with each other.
 Opening never writes, so a read-only copy of a run can be loaded.
@@ -31,6 +32,7 @@ import json
 import os
 import shutil
 import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,21 @@ CHECKPOINTS = "checkpoints"
 # Any of these means the directory holds (part of) a run.
 RUN_MARKERS = (CONFIG_FILE, COMMIT_FILE, LEAGUE_FILE, "matches.csv", "matches.csv.gz", CHECKPOINTS)
 LOCK_FILE = ".lock"  # held (flock) by the process training into the directory; holds its pid
+_HELD: weakref.WeakSet[io.TextIOWrapper] = weakref.WeakSet()  # lock files this process holds
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (an env worker started with fork): close the lock files it
+    inherited, so that a lock ends with the process that claimed it and not with the
+    last of its workers (an flock belongs to every process that shares the file)."""
+    for lock in list(_HELD):
+        with contextlib.suppress(OSError):
+            lock.close()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class RunDir:
@@ -126,10 +143,12 @@ class RunDir:
         lock.write(f"{os.getpid()}\n")
         lock.flush()
         self._lock = lock
+        _HELD.add(lock)
 
     def release(self) -> None:
         """Let another process train into the directory (see `claim`)."""
         if self._lock is not None:
+            _HELD.discard(self._lock)
             with contextlib.suppress(OSError):
                 self._lock.close()  # closing the file drops the flock
             self._lock = None
