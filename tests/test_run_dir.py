@@ -280,14 +280,22 @@ def test_a_directory_being_trained_refuses_a_second_writer_until_its_process_end
     assert resumed.env_steps >= steps + 512
 
 
+def _signal_then_sleep(ready) -> None:
+    ready.set()
+    time.sleep(60)
+
+
 def test_the_lock_ends_with_the_process_that_claimed_it_not_with_its_forked_workers(tmp_path):
     import multiprocessing
 
     run = RunDir(tmp_path)
     run.claim()
-    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    fork = multiprocessing.get_context("fork")
+    ready = fork.Event()
+    worker = fork.Process(target=_signal_then_sleep, args=(ready,))
     worker.start()  # as an env worker is started: it inherits the open lock file
     try:
+        assert ready.wait(60), "the worker did not start"  # its at-fork hooks have run
         with pytest.raises(RunDirError, match=r"a Trainer of this process that has not run"):
             RunDir(tmp_path).claim()
         run.release()
