@@ -219,6 +219,32 @@ def test_workers_and_envs_follow_the_env_and_the_machine():
     assert plan.config.num_envs == 2 and "512 MiB" in plan.notes[1]
 
 
+def test_a_busy_machine_does_not_change_the_plan():
+    # Benchmark runs started four at a time once planned 10-30 envs instead of 384: the
+    # probe's wall time counted the time slices other processes took from it, and connect
+    # four's 0.1 ms step looked like a costly one.
+    from league.config import TrainConfig
+    from league.training.plan import CHEAP_STEP_SECONDS, EnvInfo, make_plan
+
+    c4 = "classic/connect_four-v3"
+    idle = EnvInfo.probe(c4).step_seconds
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(16 * (os.cpu_count() or 1))
+    ]
+    try:
+        time.sleep(0.5)
+        busy = EnvInfo.probe(c4)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait()
+    assert busy.step_seconds < min(4 * idle, CHEAP_STEP_SECONDS), (idle, busy.step_seconds)
+    plan = make_plan(TrainConfig(max_seconds=600, total_steps=0), busy, cores=2)
+    assert plan.config.num_envs == 384
+
+
 def test_unsupported_space_names_space_and_seat(tmp_path: Path):
     # mpe2 continuous actions are a Box: DQN has no model for them.
     with pytest.raises(ValueError, match=r"Box.*seat 'agent_0'|seat 'agent_0'.*Box"):

@@ -90,7 +90,15 @@ class EnvInfo:
 
 
 def _seconds_per_step(env: Any, budget: float = 0.25, most: int = 64) -> float:
-    """Wall time of one env step with random legal actions (a quarter second at most)."""
+    """Time of one env step with random legal actions: the median of up to `most` steps
+    timed one by one (a quarter second at most).
+
+    The median, not the mean: on a busy machine the scheduler takes the CPU away for
+    whole time slices (milliseconds), and the few steps it interrupts would otherwise
+    make a 60 us step look like a costly one, so the plan (how many envs) would change
+    with whatever else the machine is running. An env that waits on something outside
+    this process on every step still shows that wait in every step's time.
+    """
     from league.policies import RandomPolicy
 
     policies = [RandomPolicy(space, seed=k) for k, space in enumerate(env.action_spaces)]
@@ -100,14 +108,16 @@ def _seconds_per_step(env: Any, budget: float = 0.25, most: int = 64) -> float:
             p.act(None, info.get("action_mask")) for p, info in zip(policies, infos, strict=True)
         ]
         *_, infos = env.step(actions)
-    steps, started = 0, time.perf_counter()
-    while steps < most and (steps < 4 or time.perf_counter() - started < budget):
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < most and (len(times) < 4 or time.perf_counter() - started < budget):
+        begin = time.perf_counter()
         actions = [
             p.act(None, info.get("action_mask")) for p, info in zip(policies, infos, strict=True)
         ]
         *_, infos = env.step(actions)
-        steps += 1
-    return (time.perf_counter() - started) / steps
+        times.append(time.perf_counter() - begin)
+    return float(np.median(times))
 
 
 @dataclass(frozen=True)
