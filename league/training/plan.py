@@ -95,7 +95,7 @@ def _seconds_per_step(env: Any, budget: float = 0.25, most: int = 64) -> float:
 
     The median, not the mean: on a busy machine the scheduler takes the CPU away for
     whole time slices (milliseconds), and the few steps it interrupts would otherwise
-    make a 60 us step look like a costly one, so the plan (how many envs) would change
+    make a 0.1 ms step look like a costly one, so the plan (how many envs) would change
     with whatever else the machine is running. An env that waits on something outside
     this process on every step still shows that wait in every step's time.
     """
