@@ -194,6 +194,14 @@ class TrainConfig:
         "population: one forward pass acts for all of them and their snapshots, one update "
         "trains them all (docs/algorithms.md). False keeps one model per learner.",
     )
+    share_trunk: bool = option(
+        False,
+        "The stacked PPO learners share one trunk (the actor's and critic's encoders and "
+        "hidden layers); each keeps its own output layers, optimizer state and "
+        "hyperparameters, and every sample of every learner trains the trunk "
+        "(docs/training.md). Needs every learner to be a stacked PPO learner, one stack "
+        "per seat role; refused before training otherwise.",
+    )
     anneal_lr: bool = option(
         False,
         "Lower every learner's learning rate linearly to 0 over the run's budget "

@@ -157,6 +157,15 @@ def test_league_exploiters_start_over_a_quarter_of_the_time() -> None:
         ({"num_policies": 1, "pbt": True}, "pbt needs at least two learners"),
         ({"pbt": {"treshold": 0.3}}, "'treshold' -> did you mean 'threshold'"),
         ({"pbt": {"threshold": 0}}, "pbt option threshold=0"),
+        ({"share_trunk": True, "stack": False}, "stack=False turns stacking off"),
+        (
+            {"share_trunk": True, "policies": [{"algo": "ppo"}, {"algo": "dqn"}]},
+            "policy 'dqn1' is a dqn learner, which does not stack",
+        ),
+        (
+            {"share_trunk": True, "policies": [{"algo": "ppo"}, {"hidden_sizes": [32]}]},
+            "would form 2 stacks",
+        ),
     ],
 )
 def test_configs_that_cannot_work_are_refused_before_training(tmp_path, options, message):
@@ -252,3 +261,48 @@ def test_roles_and_pbt_train_and_survive_resume(tmp_path: Path, mode: str):
     assert after.loc["league_exploiter0", "league_role"] == "league_exploiter"
     saved = json.loads((tmp_path / "trainer.json").read_text())["observers"]["PBT"]
     assert all(saved["next_check"][p] > commit["learner_steps"][p] for p in ("main0", "main1"))
+
+
+def _learner_models(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The learners' weights in the run's last checkpoint."""
+    commit = json.loads((run_dir / "trainer.json").read_text())
+    return {
+        pid: torch.load(run_dir / commit["files"][pid], weights_only=False)["state"]["model"]
+        for pid in commit["learner_steps"]
+    }
+
+
+def _one_trunk(models: dict[str, dict[str, torch.Tensor]]) -> None:
+    first, *others = models.values()
+    trunk = [k for k in first if k.startswith(("actor_body.", "critic_body."))]
+    heads = [k for k in first if k.startswith(("actor_head.", "critic_head."))]
+    assert trunk and heads
+    for model in others:
+        for name in trunk:
+            assert torch.equal(model[name], first[name]), name
+    assert any(not torch.equal(model[heads[0]], first[heads[0]]) for model in others)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_shared_trunk_trains_with_roles_pbt_snapshots_and_resume(tmp_path: Path, mode: str):
+    options = dict(
+        roles={"main": 2, "main_exploiter": 1, "league_exploiter": 1},
+        share_trunk=True,
+        mode=mode,
+        league={"snapshot_every": 1024, "snapshot_min_steps": 512},
+        pbt={"interval": 512, "threshold": 0.9999, "seed": 3},  # every check exploits
+        run_dir=str(tmp_path),
+        **FAST,
+    )
+    first = league.train(TTT, total_steps=8_192, **options)
+    assert (first.leaderboard()["kind"] == "snapshot").any()
+    assert len(pd.read_csv(tmp_path / "pbt.csv")) > 0
+    _one_trunk(_learner_models(tmp_path))
+    commit = json.loads((tmp_path / "trainer.json").read_text())
+    resumed = league.train(
+        TTT, resume=str(tmp_path), total_steps=commit["env_steps"] + 2_048, **FAST
+    )
+    assert resumed.config.share_trunk
+    after = json.loads((tmp_path / "trainer.json").read_text())
+    assert sum(after["learner_steps"].values()) > sum(commit["learner_steps"].values())
+    _one_trunk(_learner_models(tmp_path))

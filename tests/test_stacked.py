@@ -171,3 +171,88 @@ def test_the_bank_acts_as_each_policy_would_alone():
     bank_state = bank.snapshot_state_dict(snapshot_row)
     for name, tensor in frozen.state_dict()["model"].items():
         torch.testing.assert_close(bank_state["model"][name], tensor)
+
+
+# -- a shared trunk ------------------------------------------------------------------
+
+ONE_STEP = [{**c, "encoder": "board", "update_epochs": 1, "num_minibatches": 1} for c in CONFIGS]
+
+
+def _parts(stack: StackedPPO) -> tuple[list[str], list[str]]:
+    heads = [k for k in stack.params if k not in stack.trunk]
+    return stack.trunk, heads
+
+
+def _trunks_equal(stack: StackedPPO) -> bool:
+    return all(torch.equal(p, p[:1].expand_as(p)) for p in map(stack.params.get, stack.trunk))
+
+
+def test_a_shared_trunk_moves_every_member_by_the_mean_of_the_updates():
+    rng = np.random.default_rng(4)
+    shared = StackedPPO(BOARD, ACTIONS, ONE_STEP, seeds=SEEDS, share_trunk=True)
+    trunk, heads = _parts(shared)
+    assert trunk and heads and all(k.startswith(("actor_body.", "critic_body.")) for k in trunk)
+    assert _trunks_equal(shared)  # everyone starts from member 0's trunk
+    assert not torch.equal(*shared.params[heads[0]][:2])  # heads stay each member's own
+    alone = StackedPPO(BOARD, ACTIONS, ONE_STEP, seeds=SEEDS)
+    with torch.no_grad():
+        for name, p in alone.params.items():
+            p.copy_(shared.params[name])
+    batches = {0: _batch(rng), 2: _batch(rng)}  # member 1 has no batch this time
+    shared.learn(batches)
+    alone.learn(batches)
+    assert _trunks_equal(shared)
+    for name in trunk:  # one step each from the same trunk: the mean of the two steps
+        want = alone.params[name][[0, 2]].mean(0)
+        torch.testing.assert_close(shared.params[name][1], want, rtol=1e-5, atol=1e-7)
+        assert not torch.equal(shared.params[name][1], alone.params[name][1])
+    for name in heads:
+        torch.testing.assert_close(shared.params[name], alone.params[name], rtol=0, atol=0)
+    for store in ("exp_avg", "exp_avg_sq"):  # each member's own optimizer state
+        for name in shared.params:
+            torch.testing.assert_close(getattr(shared, store)[name], getattr(alone, store)[name])
+    assert shared.versions == [1, 0, 1]
+
+
+def test_a_shared_trunk_survives_reset_load_and_a_rolled_back_member():
+    rng = np.random.default_rng(5)
+    stack = StackedPPO(BOARD, ACTIONS, ONE_STEP, seeds=SEEDS, share_trunk=True)
+    trunk, heads = _parts(stack)
+    stack.learn({m: _batch(rng) for m in range(3)})
+    # A reset (an exploiter's) gives back the member's own first output layers; the
+    # trunk stays the one the others train.
+    before = {k: v.detach().clone() for k, v in stack.params.items()}
+    stack.reset_member(1)
+    fresh = PPO(BOARD, ACTIONS, ONE_STEP[1], seed=SEEDS[1]).model.state_dict()
+    for name in heads:
+        assert torch.equal(stack.params[name][1], fresh[name])
+        assert torch.equal(stack.params[name][0], before[name][0])
+    for name in trunk:
+        assert torch.equal(stack.params[name], before[name])
+    assert stack.steps[1] == 0 and float(stack.exp_avg[heads[0]][1].abs().sum()) == 0
+    # Loading one member (a resume loads them in turn) makes its trunk everyone's.
+    other = PPO(BOARD, ACTIONS, ONE_STEP[0], seed=99)
+    stack.load_member_state_dict(2, other.state_dict())
+    assert _trunks_equal(stack)
+    for name in trunk:
+        assert torch.equal(stack.params[name][0], other.model.state_dict()[name])
+    # A member whose loss is not finite takes the trunk the others trained, its own
+    # output layers are rolled back; when every member fails, the trunk rolls back too.
+    batches = {m: _batch(rng) for m in range(3)}
+    batches[1]["rewards"] = batches[1]["rewards"] * np.float32(1e30)
+    before = {k: v.detach().clone() for k, v in stack.params.items()}
+    results = stack.learn(batches)
+    assert "non-finite" in str(results[1]) and isinstance(results[0], dict)
+    assert _trunks_equal(stack)
+    assert not torch.equal(stack.params[trunk[0]], before[trunk[0]])
+    for name in heads:
+        assert torch.equal(stack.params[name][1], before[name][1])
+    # A learning rate that blows the weights up: member 1 steps once, then fails.
+    two = [{**c, "num_minibatches": 2} for c in ONE_STEP]
+    stack = StackedPPO(BOARD, ACTIONS, two, seeds=SEEDS, share_trunk=True)
+    stack.set_hyperparameters(1, learning_rate=1e30)
+    before = {k: v.detach().clone() for k, v in stack.params.items()}
+    results = stack.learn({1: _batch(rng)})
+    assert "non-finite" in str(results[1])
+    for name, tensor in before.items():
+        assert torch.equal(stack.params[name], tensor), name

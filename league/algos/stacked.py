@@ -80,6 +80,9 @@ SHARED = (
     "symmetry_mode",
 )
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
+# What a shared trunk shares: the actor's and critic's encoders and hidden layers. The
+# output layers (actor_head, critic_head) stay each member's own.
+TRUNK = ("actor_body.", "critic_body.")
 
 
 def stack_key(config: Any) -> tuple:
@@ -208,6 +211,7 @@ class StackedPPO:
         device: str | torch.device = "cpu",
         seeds: Sequence[int] = (),
         where: str | None = None,
+        share_trunk: bool = False,
     ) -> None:
         if len(configs) != len(seeds) or not configs:
             raise ValueError("StackedPPO needs one config and one seed per member")
@@ -250,10 +254,28 @@ class StackedPPO:
         self.hparams = {k: v.clone() for k, v in self.base.items()}
         self.lr_scale = 1.0
         self.shared_config = self.configs[0]
+        # With a shared trunk every member's rows of these parameters stay equal: they
+        # start as member 0's and each optimizer step moves them all by the mean of the
+        # stepping members' updates (`_sync_trunk`).
+        self.trunk = [k for k in self.params if k.startswith(TRUNK)] if share_trunk else []
+        if self.trunk:
+            self._sync_trunk(torch.zeros(1, dtype=torch.long, device=self.device))
 
     @property
     def num_members(self) -> int:
         return len(self.versions)
+
+    @property
+    def share_trunk(self) -> bool:
+        return bool(self.trunk)
+
+    @torch.no_grad()
+    def _sync_trunk(self, rows: torch.Tensor) -> None:
+        """Every member's trunk becomes the mean of the trunks of `rows` (members that
+        stepped from one shared trunk: the mean of their updates, applied to all)."""
+        for name in self.trunk:
+            p = self.params[name]
+            p.copy_(p.index_select(0, rows).mean(0, keepdim=True).expand_as(p))
 
     # -- hyperparameters -------------------------------------------------------
 
@@ -363,6 +385,8 @@ class StackedPPO:
                 alive &= ~bad_norm
                 stepping = stepping & alive
                 self._adam_step(index, h["learning_rate"], stepping)
+                if self.trunk and stepping.any():
+                    self._sync_trunk(index[stepping])
                 terms["grad_norm"] = grad_norm
                 weight = stepping.float()
                 for key, value in terms.items():
@@ -516,6 +540,7 @@ class StackedPPO:
                 "exp_avg": {k: v[index].clone() for k, v in self.exp_avg.items()},
                 "exp_avg_sq": {k: v[index].clone() for k, v in self.exp_avg_sq.items()},
                 "steps": self.steps[index.cpu()].clone(),
+                "trunk": {k: self.params[k][:1].clone() for k in self.trunk},
             }
 
     @torch.no_grad()
@@ -528,6 +553,13 @@ class StackedPPO:
             for name, tensor in store.items():
                 tensor.index_copy_(0, rows, saved[part][name][pick])
         self.steps[rows.cpu()] = saved["steps"][pick.cpu()]
+        if not self.trunk:
+            return
+        if not which.all():  # the failed members take the trunk the others trained
+            self._sync_trunk(index[~which][:1])
+            return
+        for name in self.trunk:  # nobody's update stands: the trunk goes back too
+            self.params[name].copy_(saved["trunk"][name].expand_as(self.params[name]))
 
     # -- members as separate learners ------------------------------------------
 
@@ -583,6 +615,8 @@ class StackedPPO:
             self.set_hyperparameters(member, **{k: config[k] for k in HYPERPARAMETERS})
         self.generators[member].set_state(state["generator"].cpu())
         self.learn_generators[member].set_state(state["learn_generator"].cpu())
+        if self.trunk:  # a shared trunk: the loaded one is everyone's
+            self._sync_trunk(torch.tensor([member], device=self.device))
 
     @torch.no_grad()
     def copy_member(self, source: int, target: int) -> None:
@@ -594,7 +628,8 @@ class StackedPPO:
 
     @torch.no_grad()
     def reset_member(self, member: int) -> None:
-        """Back to the member's initial weights and a fresh optimizer."""
+        """Back to the member's initial weights and a fresh optimizer (with a shared
+        trunk: its own output layers; the trunk stays the one everyone trains)."""
         fresh = PPO(
             self.observation_space,
             self.action_space,
@@ -603,7 +638,8 @@ class StackedPPO:
             self.seeds[member],
         )
         for name, p in fresh.model.named_parameters():
-            self.params[name][member] = p
+            if name not in self.trunk:
+                self.params[name][member] = p
         for store in (self.exp_avg, self.exp_avg_sq):
             for tensor in store.values():
                 tensor[member] = 0

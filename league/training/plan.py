@@ -172,6 +172,8 @@ def make_plan(
     defaults to the CPU cores this process may use)."""
     config, preset = apply_preset(config, env.name)
     learners = learner_specs(config, env, soft=preset)
+    if config.share_trunk:
+        check_shared_trunk(learners, env, config.stack)
     per_role = max(sum(s.role == r for s in learners) for r in env.role_names)
     chosen: dict[str, str] = {}
     resolved: dict[str, Any] = {}
@@ -221,6 +223,37 @@ def make_plan(
 
         check_pbt_population(_pbt_spec_groups(learners, env, config.stack))
     return Plan(resolved_config, env, learners, league_config, mix, batches, chosen, preset)
+
+
+def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:
+    """share_trunk=True needs the learners of each seat role in one stack."""
+    from league.algos.stacked import stack_key, stackable
+
+    if not stack:
+        raise ConfigError(
+            "share_trunk=True shares the trunk of a stacked population, and stack=False "
+            "turns stacking off; set stack=True, or share_trunk=False"
+        )
+    for spec in learners:
+        obs_space, _ = env.spaces[spec.role]
+        if spec.algo != "ppo" or not stackable(obs_space, spec.config):
+            what = f"a {spec.algo} learner" if spec.algo != "ppo" else "an image (CNN) learner"
+            raise ConfigError(
+                f"share_trunk=True: policy {spec.id!r} is {what}, which does not stack; only "
+                "PPO learners with the MLP or board encoder share a trunk. Make every learner "
+                "such a PPO learner, or set share_trunk=False"
+            )
+    for role in env.role_names:
+        mine = [s for s in learners if s.role == role]
+        keys = {(s.device, stack_key(s.config)) for s in mine}
+        if len(keys) > 1:
+            raise ConfigError(
+                f"share_trunk=True: the learners of seat role {role!r} "
+                f"({', '.join(s.id for s in mine)}) would form {len(keys)} stacks (devices "
+                "or architecture options differ), each with its own trunk; give them one "
+                "device and the same hidden_sizes, encoder, update_epochs, minibatches and "
+                "symmetries, or set share_trunk=False"
+            )
 
 
 def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> list[list[str]]:

@@ -153,6 +153,10 @@ class StackUnit:
             for member, result in self.stack.learn(group, interrupt).items():
                 results[self.ids[member]] = result
                 self.bank.publish(member)
+            if self.stack.share_trunk:  # the trunk moved for the members without a batch too
+                for member in range(self.stack.num_members):
+                    if member not in group:
+                        self.bank.publish(member)
         return results
 
 
@@ -165,6 +169,7 @@ class Population:
         env: EnvInfo,
         stack: bool = True,
         snapshot_capacity: int = 0,
+        share_trunk: bool = False,
     ) -> None:
         self.env = env
         self.specs = {spec.id: spec for spec in specs}
@@ -192,6 +197,7 @@ class Population:
                     device=members[0].device,
                     seeds=[s.seed for s in members],
                     where=_where(members[0], env),
+                    share_trunk=share_trunk,
                 )
                 unit = StackUnit([s.id for s in members], stacked, snapshot_capacity)
                 for i, s in enumerate(members):
@@ -263,6 +269,20 @@ class Population:
 
     def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> None:
         self.learners[policy_id].load_state_dict(state)
+        unit = self.unit_of[policy_id]
+        for pid in self.moved([policy_id]):  # a shared trunk: the loaded one is everyone's
+            if pid != policy_id:
+                unit.bank.publish(unit.index[pid])
+
+    def moved(self, ids: list[str]) -> list[str]:
+        """The learners whose weights changed when those of `ids` did: with a shared
+        trunk, every member of their stacks."""
+        moved = dict.fromkeys(ids)
+        for pid in ids:
+            unit = self.unit_of[pid]
+            if isinstance(unit, StackUnit) and unit.stack.share_trunk:
+                moved.update(dict.fromkeys(unit.ids))
+        return list(moved)
 
     def acting_weights(self, policy_id: str) -> dict[str, Any]:
         """What acting needs of a learner (weights, version), on the CPU: what the Ray

@@ -110,10 +110,12 @@ class LearnerHost:
     driver calls it when the run must stop (Ctrl-C, a signal), and the update
     ends at its next optimizer step, as a local one does."""
 
-    def __init__(self, specs: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:
+    def __init__(
+        self, specs: list[LearnerSpec], env: EnvInfo, stack: bool, share_trunk: bool = False
+    ) -> None:
         torch.set_num_threads(1)
         _keep_freed_memory()
-        self.population = Population(specs, env, stack=stack)
+        self.population = Population(specs, env, stack=stack, share_trunk=share_trunk)
         self.stopped = -1  # the number of the last update told to stop
 
     def learn(
@@ -128,7 +130,7 @@ class LearnerHost:
         torch.set_num_threads(threads)
         results = self.population.learn(batches, interrupt)
         updated = [pid for pid, r in results.items() if not isinstance(r, NonFiniteLossError)]
-        return results, self.acting_weights(updated)
+        return results, self.acting_weights(self.population.moved(updated))
 
     def stop(self, number: int) -> None:
         self.stopped = number
@@ -146,7 +148,7 @@ class LearnerHost:
 
     def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
         self.population.load_state_dict(policy_id, state)
-        return self.population.acting_weights(policy_id)
+        return self.acting_weights(self.population.moved([policy_id]))
 
     def reset(self, policy_id: str) -> dict[str, Any]:
         self.population.reset(policy_id)
@@ -162,7 +164,7 @@ class LearnerHost:
         mine = self.population.state_dict(target)
         keep = {k: mine[k] for k in ("version", "generator", "learn_generator") if k in mine}
         self.population.load_state_dict(target, {**state, **keep})
-        return self.population.acting_weights(target)
+        return self.acting_weights(self.population.moved([target]))
 
     def set_hyperparameters(self, policy_id: str, values: dict[str, float]) -> None:
         self.population.set_hyperparameters(policy_id, **values)
@@ -215,6 +217,7 @@ class RayPopulation(Population):
         stack: bool = True,
         snapshot_capacity: int = 0,
         actors: int | None = None,
+        share_trunk: bool = False,
     ) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -227,7 +230,13 @@ class RayPopulation(Population):
             for s in specs
         ]
         mirror_specs = [_with_device(s, "cpu") for s in specs]
-        super().__init__(mirror_specs, env, stack=stack, snapshot_capacity=snapshot_capacity)
+        super().__init__(
+            mirror_specs,
+            env,
+            stack=stack,
+            snapshot_capacity=snapshot_capacity,
+            share_trunk=share_trunk,
+        )
         self.remote_specs = {s.id: s for s in remote_specs}
         # A host reserves GPUs, not CPUs: a small cluster's CPUs go to env workers. Its
         # one partner is this driver (batches in, weights out; the env workers talk to
@@ -239,8 +248,14 @@ class RayPopulation(Population):
         host = ray.remote(concurrency_groups={"control": 1})(LearnerHost).options(
             num_cpus=0, num_gpus=per_host, max_restarts=0, scheduling_strategy=near
         )
+        if share_trunk and actors > 1:
+            raise ConfigError(
+                f"share_trunk=True trains one trunk in one stack, but {actors} Ray learner "
+                "actors would split the learners into one stack each; set ray_learner_actors=1 "
+                "(ray_gpus at most 1), or share_trunk=False"
+            )
         self.hosts = [
-            host.remote([s for s in remote_specs if s.index % actors == a], env, stack)
+            host.remote([s for s in remote_specs if s.index % actors == a], env, stack, share_trunk)
             for a in range(actors)
         ]
         self.host_of = {s.id: self.hosts[s.index % actors] for s in specs}
@@ -316,9 +331,8 @@ class RayPopulation(Population):
     def load_state_dict(self, policy_id: str, state: Mapping[str, Any]) -> None:
         super().load_state_dict(policy_id, state)
         host = self.host_of[policy_id]
-        self.apply_acting_weights(
-            policy_id, self._get(host.load_state_dict.remote(policy_id, state))
-        )
+        for pid, acting in self._get(host.load_state_dict.remote(policy_id, state)).items():
+            self.apply_acting_weights(pid, acting)
 
     def reset(self, policy_id: str) -> None:
         super().reset(policy_id)
@@ -330,11 +344,12 @@ class RayPopulation(Population):
         super().copy(source, target)
         host = self.host_of[target]
         if self.host_of[source] is host:
-            acting = self._get(host.copy.remote(source, target))
-        else:  # the source's state travels: weights, optimizer state, hyperparameters
-            state = self._get(self.host_of[source].state_dict.remote(source))
-            acting = self._get(host.take_over.remote(target, state))
-        self.apply_acting_weights(target, acting)
+            self.apply_acting_weights(target, self._get(host.copy.remote(source, target)))
+            return
+        # The source's state travels: weights, optimizer state, hyperparameters.
+        state = self._get(self.host_of[source].state_dict.remote(source))
+        for pid, acting in self._get(host.take_over.remote(target, state)).items():
+            self.apply_acting_weights(pid, acting)
 
     def close(self) -> None:
         import ray

@@ -107,10 +107,15 @@ class Trainer:
                 self.config.stack,
                 capacity,
                 actors=self.config.ray_learner_actors,
+                share_trunk=self.config.share_trunk,
             )
         else:
             self.population = Population(
-                self.plan.learners, env, stack=self.config.stack, snapshot_capacity=capacity
+                self.plan.learners,
+                env,
+                stack=self.config.stack,
+                snapshot_capacity=capacity,
+                share_trunk=self.config.share_trunk,
             )
         self.league = self._build_league()
         self.state = TrainingState(learner_steps=dict.fromkeys(self.population.ids, 0))
@@ -449,12 +454,14 @@ class Trainer:
                 "the leaderboard ranks policies by mean episode return until one does not; "
                 "pass teams= to put cooperating seats on one team"
             )
-        files, steps = {}, {}
+        files, steps, data = {}, {}, {}
+        for unit in self.population.units:  # a unit's learners under one hold of its lock:
+            with self.loop.consistent(unit.ids[0]):  # a shared trunk is the same in each
+                for pid in unit.ids:
+                    steps[pid] = self.loop.trained_steps(pid)
+                    data[pid] = self.population.policy_file(pid, steps[pid])
         for pid in self.population.ids:
-            with self.loop.consistent(pid):
-                steps[pid] = self.loop.trained_steps(pid)
-                data = self.population.policy_file(pid, steps[pid])
-            files[pid] = self.run_dir.save_policy(pid, steps[pid], data)
+            files[pid] = self.run_dir.save_policy(pid, steps[pid], data.pop(pid))
         for pid, record in self.league.policies.items():
             if record.kind == "snapshot":
                 files[pid] = self.run_dir.relative(self.run_dir.policy_path(pid, record.step))
