@@ -299,3 +299,43 @@ def test_ray_env_workers_agree_with_the_serial_backend(env, env_kwargs, buffer, 
     finally:
         serial.close()
         remote.close()
+
+
+def test_a_shared_trunk_on_ray_reaches_every_members_acting_copy():
+    env = EnvInfo.probe(TTT, measure=False)
+    plan = make_plan(TrainConfig(num_policies=3, backend="ray", num_workers=2), env)
+    with pytest.raises(ConfigError, match="share_trunk=True trains one trunk in one stack"):
+        RayPopulation(plan.learners, env, gpus=0, explicit_device=None, actors=2, share_trunk=True)
+    population = RayPopulation(plan.learners, env, gpus=0, explicit_device=None, share_trunk=True)
+    try:
+        rng = np.random.default_rng(0)
+        n = 128
+        done = rng.random(n) < 0.2
+        done[-1] = True
+        batch = {
+            "obs": rng.integers(0, 2, (n, 3, 3, 2)).astype(np.int8),
+            "action_mask": np.ones((n, 9), bool),
+            "actions": rng.integers(0, 9, n),
+            "logprobs": np.full(n, np.log(1 / 9), np.float32),
+            "values": np.zeros(n, np.float32),
+            "rewards": rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32),
+            "terminated": done,
+            "next_values": np.zeros(n, np.float32),
+            "segment_end": done,
+        }
+        before = population.acting_weights("p1")["params"]
+        population.learn({"p0": batch})  # only p0 learns; the trunk moves for p1 too
+        trained = population.state_dict("p0")["model"]  # from the learner actor
+        mirror = population.unit_of["p1"]
+        trunk = [k for k in trained if k.startswith(("actor_body.", "critic_body."))]
+        for name in trunk:
+            assert not torch.equal(before[name], trained[name]), name
+            for pid in ("p1", "p2"):  # the driver's acting copies (bank rows) have it
+                row = mirror.bank.params[name][mirror.index[pid]]
+                assert torch.equal(row, trained[name]), (pid, name)
+        assert torch.equal(
+            population.state_dict("p1")["model"]["actor_head.logits.weight"],
+            before["actor_head.logits.weight"],
+        )
+    finally:
+        population.close()
