@@ -77,7 +77,8 @@ class Bot:
 
 
 # Tic-tac-toe cells are bits 0-8 in action order; a position is (mover's bits, opponent's bits).
-_TICTACTOE_LINES = tuple(
+# The eight winning lines as bit masks (public: tests/benchmarks/bench_holes.py reads them).
+TICTACTOE_LINES = tuple(
     sum(1 << cell for cell in line)
     for line in (
         (0, 1, 2),
@@ -102,7 +103,7 @@ def _tictactoe_value(mine: int, theirs: int) -> int:
     loss that comes later costs less; a draw scores 0.
     """
     empty = 9 - (mine | theirs).bit_count()
-    if any(theirs & line == line for line in _TICTACTOE_LINES):
+    if any(theirs & line == line for line in TICTACTOE_LINES):
         return -(1 + empty)
     if empty == 0:
         return 0

@@ -23,7 +23,7 @@ from functools import cache
 import numpy as np
 
 import league
-from league.bots import _TICTACTOE_LINES, TicTacToePerfect
+from league.bots import TICTACTOE_LINES, TicTacToePerfect
 
 
 def board_obs(mine: int, theirs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +51,7 @@ def check(policy) -> tuple[float, list[tuple[str, int]]]:
 
     def lose(mine: int, theirs: int, learner: bool, learner_first: bool) -> float:
         """P(the learner loses) from here, the player to move holding `mine`."""
-        if any(theirs & line == line for line in _TICTACTOE_LINES):
+        if any(theirs & line == line for line in TICTACTOE_LINES):
             return 1.0 if learner else 0.0  # the player who just moved has won
         if (mine | theirs) == 0x1FF:
             return 0.0
