@@ -323,11 +323,11 @@ def test_a_shared_trunk_on_ray_reaches_every_members_acting_copy():
             "next_values": np.zeros(n, np.float32),
             "segment_end": done,
         }
-        before = population.acting_weights("p1")["params"]
+        before = {k: v.clone() for k, v in population.acting_weights("p1")["params"].items()}
         population.learn({"p0": batch})  # only p0 learns; the trunk moves for p1 too
         trained = population.state_dict("p0")["model"]  # from the learner actor
         mirror = population.unit_of["p1"]
-        trunk = [k for k in trained if k.startswith(("actor_body.", "critic_body."))]
+        trunk = [k for k in before if k.startswith(("actor_body.", "critic_body."))]
         for name in trunk:
             assert not torch.equal(before[name], trained[name]), name
             for pid in ("p1", "p2"):  # the driver's acting copies (bank rows) have it
