@@ -1,6 +1,6 @@
 """Shared test pieces: the `slow` marker, tic-tac-toe on the library-wide defaults,
-random legal actions, and a tiny real ParallelEnv whose spaces a test chooses (for
-layouts no installed env has)."""
+random tic-tac-toe batches, random legal actions, and a tiny real ParallelEnv whose
+spaces a test chooses (for layouts no installed env has)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,23 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
         text=True,
         timeout=300,
     )
+
+
+def tictactoe_batch(rng: np.random.Generator, n: int = 256) -> dict[str, np.ndarray]:
+    """A PPO batch of `n` random tic-tac-toe samples (a learner's update input)."""
+    done = rng.random(n) < 0.2
+    done[-1] = True
+    return {
+        "obs": rng.integers(0, 2, (n, 3, 3, 2)).astype(np.int8),
+        "action_mask": np.ones((n, 9), bool),
+        "actions": rng.integers(0, 9, n),
+        "logprobs": np.full(n, np.log(1 / 9), np.float32),
+        "values": np.zeros(n, np.float32),
+        "rewards": rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32),
+        "terminated": done,
+        "next_values": np.zeros(n, np.float32),
+        "segment_end": done,
+    }
 
 
 def random_action(space: spaces.Space, mask: np.ndarray | None, rng: np.random.Generator) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tictactoe_batch
 
 import league
 import wrappers
@@ -309,20 +310,7 @@ def test_a_shared_trunk_on_ray_reaches_every_members_acting_copy():
     population = RayPopulation(plan.learners, env, gpus=0, explicit_device=None, share_trunk=True)
     try:
         rng = np.random.default_rng(0)
-        n = 128
-        done = rng.random(n) < 0.2
-        done[-1] = True
-        batch = {
-            "obs": rng.integers(0, 2, (n, 3, 3, 2)).astype(np.int8),
-            "action_mask": np.ones((n, 9), bool),
-            "actions": rng.integers(0, 9, n),
-            "logprobs": np.full(n, np.log(1 / 9), np.float32),
-            "values": np.zeros(n, np.float32),
-            "rewards": rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32),
-            "terminated": done,
-            "next_values": np.zeros(n, np.float32),
-            "segment_end": done,
-        }
+        batch = tictactoe_batch(rng, 128)
         before = {k: v.clone() for k, v in population.acting_weights("p1")["params"].items()}
         population.learn({"p0": batch})  # only p0 learns; the trunk moves for p1 too
         trained = population.state_dict("p0")["model"]  # from the learner actor

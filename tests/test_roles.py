@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tictactoe_batch
 from gymnasium.spaces import Discrete
 
 import league
@@ -181,7 +182,7 @@ def test_a_pbt_exploit_copies_weights_and_optimizer_and_perturbs_within_bounds(t
     # Give the two learners different weights and optimizer states first.
     rng = np.random.default_rng(0)
     for pid in ("p0", "p1"):
-        batch = _batch(rng)
+        batch = tictactoe_batch(rng)
         trainer.population.learn({pid: batch})
     pbt = PBT(PBTConfig(perturb_probability=1.0, reset_probability=0.0, seed=1))
     pbt.on_start(trainer)
@@ -203,23 +204,6 @@ def test_a_pbt_exploit_copies_weights_and_optimizer_and_perturbs_within_bounds(t
     assert after != before
     assert trainer.league.policies["p0"].parent == "p1"
     assert trainer.league.ratings.elo("p0") == trainer.league.ratings.elo("p1")
-
-
-def _batch(rng: np.random.Generator, n: int = 256) -> dict:
-    mask = np.ones((n, 9), bool)
-    done = rng.random(n) < 0.2
-    done[-1] = True
-    return {
-        "obs": rng.integers(0, 2, (n, 3, 3, 2)).astype(np.int8),
-        "action_mask": mask,
-        "actions": rng.integers(0, 9, n),
-        "logprobs": np.full(n, np.log(1 / 9), np.float32),
-        "values": np.zeros(n, np.float32),
-        "rewards": rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32),
-        "terminated": done,
-        "next_values": np.zeros(n, np.float32),
-        "segment_end": done,
-    }
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
