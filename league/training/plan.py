@@ -225,18 +225,26 @@ def make_plan(
     return Plan(resolved_config, env, learners, league_config, mix, batches, chosen, preset)
 
 
-def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:
-    """share_trunk=True needs the learners of each seat role in one stack."""
+def stack_group(spec: LearnerSpec, env: EnvInfo) -> tuple | None:
+    """The stack a learner joins when stacking is on (None: it trains on its own):
+    PPO learners of one seat role, device and `stack_key` share one."""
     from league.algos.stacked import stack_key, stackable
 
+    obs_space, _ = env.spaces[spec.role]
+    if spec.algo != "ppo" or not stackable(obs_space, spec.config):
+        return None
+    return ("stack", spec.role, spec.device, stack_key(spec.config))
+
+
+def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:
+    """share_trunk=True needs the learners of each seat role in one stack."""
     if not stack:
         raise ConfigError(
             "share_trunk=True shares the trunk of a stacked population, and stack=False "
             "turns stacking off; set stack=True, or share_trunk=False"
         )
     for spec in learners:
-        obs_space, _ = env.spaces[spec.role]
-        if spec.algo != "ppo" or not stackable(obs_space, spec.config):
+        if stack_group(spec, env) is None:
             what = f"a {spec.algo} learner" if spec.algo != "ppo" else "an image (CNN) learner"
             raise ConfigError(
                 f"share_trunk=True: policy {spec.id!r} is {what}, which does not stack; only "
@@ -245,7 +253,7 @@ def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -
             )
     for role in env.role_names:
         mine = [s for s in learners if s.role == role]
-        keys = {(s.device, stack_key(s.config)) for s in mine}
+        keys = {stack_group(s, env) for s in mine}
         if len(keys) > 1:
             raise ConfigError(
                 f"share_trunk=True: the learners of seat role {role!r} "
@@ -258,18 +266,13 @@ def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -
 
 def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> list[list[str]]:
     """The groups `league.pbt.pbt_groups` will form, from the specs (before building)."""
-    from league.algos.stacked import stack_key, stackable
-
     groups: dict[tuple, list[str]] = {}
     for spec in learners:
-        obs_space, _ = env.spaces[spec.role]
-        stacked = stack and spec.algo == "ppo" and stackable(obs_space, spec.config)
-        shape = (
-            stack_key(spec.config)
-            if stacked
-            else tuple(str(spec.config.get(k)) for k in ("hidden_sizes", "encoder", "image_pixels"))
+        in_stack = stack_group(spec, env) if stack else None
+        shape = in_stack or tuple(
+            str(spec.config.get(k)) for k in ("hidden_sizes", "encoder", "image_pixels")
         )
-        key = (spec.role, spec.league_role, spec.algo, spec.device, stacked, shape)
+        key = (spec.role, spec.league_role, spec.algo, spec.device, in_stack is not None, shape)
         groups.setdefault(key, []).append(spec.id)
     return list(groups.values())
 

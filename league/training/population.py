@@ -21,8 +21,8 @@ import torch
 
 from league.algos import make_algorithm
 from league.algos.base import Algorithm, Batch, FrozenPolicy, Interrupt, NonFiniteLossError
-from league.algos.stacked import PolicyBank, StackedPPO, stack_key, stackable
-from league.training.plan import EnvInfo, LearnerSpec
+from league.algos.stacked import PolicyBank, StackedPPO
+from league.training.plan import EnvInfo, LearnerSpec, stack_group
 
 
 def build_learner(spec: LearnerSpec, env: EnvInfo) -> Algorithm:
@@ -152,11 +152,10 @@ class StackUnit:
         for group in by_size.values():
             for member, result in self.stack.learn(group, interrupt).items():
                 results[self.ids[member]] = result
+            # A shared trunk moved for the members without a batch too.
+            moved = range(self.stack.num_members) if self.stack.share_trunk else group
+            for member in moved:
                 self.bank.publish(member)
-            if self.stack.share_trunk:  # the trunk moved for the members without a batch too
-                for member in range(self.stack.num_members):
-                    if member not in group:
-                        self.bank.publish(member)
         return results
 
 
@@ -181,7 +180,7 @@ class Population:
         self.unit_of: dict[str, LearnerUnit | StackUnit] = {}
         groups: dict[tuple, list[LearnerSpec]] = {}
         for spec in specs:
-            key = self._stack_key(spec) if stack else None
+            key = stack_group(spec, env) if stack else None
             groups.setdefault(key or ("single", spec.id), []).append(spec)
         for key, members in groups.items():
             if key[0] == "single":
@@ -207,12 +206,6 @@ class Population:
                 self.unit_of[pid] = unit
         # Learners in the order of the plan, whatever their unit.
         self.learners = {spec.id: self.learners[spec.id] for spec in specs}
-
-    def _stack_key(self, spec: LearnerSpec) -> tuple | None:
-        obs_space, _ = self.env.spaces[spec.role]
-        if spec.algo != "ppo" or not stackable(obs_space, spec.config):
-            return None
-        return ("stack", spec.role, spec.device, stack_key(spec.config))
 
     @property
     def ids(self) -> list[str]:

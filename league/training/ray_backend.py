@@ -223,6 +223,12 @@ class RayPopulation(Population):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         actors = learner_actors(actors, gpus, len(specs))
+        if share_trunk and actors > 1:
+            raise ConfigError(
+                f"share_trunk=True trains one trunk in one stack, but {actors} Ray learner "
+                "actors would split the learners into one stack each; set ray_learner_actors=1 "
+                "(ray_gpus at most 1), or share_trunk=False"
+            )
         per_host = gpus / actors
         devices = math.ceil(per_host)
         remote_specs = [
@@ -248,12 +254,6 @@ class RayPopulation(Population):
         host = ray.remote(concurrency_groups={"control": 1})(LearnerHost).options(
             num_cpus=0, num_gpus=per_host, max_restarts=0, scheduling_strategy=near
         )
-        if share_trunk and actors > 1:
-            raise ConfigError(
-                f"share_trunk=True trains one trunk in one stack, but {actors} Ray learner "
-                "actors would split the learners into one stack each; set ray_learner_actors=1 "
-                "(ray_gpus at most 1), or share_trunk=False"
-            )
         self.hosts = [
             host.remote([s for s in remote_specs if s.index % actors == a], env, stack, share_trunk)
             for a in range(actors)
