@@ -19,6 +19,7 @@ from league.symmetry import SYMMETRY_MODES
 
 MODES = ("sync", "async")
 BACKENDS = ("auto", "local", "multiprocessing", "ray")
+TRUNK_UPDATES = ("mean", "sum")  # how a shared trunk moves: docs/training.md
 # The budget when none is given: long enough on a 2-core laptop for a connect-four league
 # to take snapshots and beat weak play (docs/benchmarks.md).
 DEFAULT_SECONDS = 600.0
@@ -202,6 +203,12 @@ class TrainConfig:
         "(docs/training.md). Needs every learner to be a stacked PPO learner, one stack "
         "per seat role; refused before training otherwise.",
     )
+    trunk_update: str = option(
+        "mean",
+        "With share_trunk: how an optimizer step moves the shared trunk. 'mean': by the "
+        "mean of the stepping members' updates; 'sum': by their sum, so the trunk moves "
+        "as far per sample as one learner's own network would (docs/training.md).",
+    )
     anneal_lr: bool = option(
         False,
         "Lower every learner's learning rate linearly to 0 over the run's budget "
@@ -301,6 +308,16 @@ class TrainConfig:
             )
         if self.checkpoint_seconds <= 0:
             raise ConfigError(f"checkpoint_seconds={self.checkpoint_seconds} must be more than 0")
+        if self.trunk_update not in TRUNK_UPDATES:
+            raise ConfigError(
+                f"trunk_update={self.trunk_update!r} is unknown; choose one of "
+                f"{list(TRUNK_UPDATES)}"
+            )
+        if self.trunk_update != "mean" and not self.share_trunk:
+            raise ConfigError(
+                f"trunk_update={self.trunk_update!r} sets how a shared trunk moves, and "
+                "share_trunk is False; set share_trunk=True, or leave trunk_update at 'mean'"
+            )
         if self.illegal_actions not in ("raise", "env"):
             raise ConfigError(
                 f"illegal_actions={self.illegal_actions!r} is unknown; choose 'raise' or 'env'"

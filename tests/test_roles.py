@@ -167,6 +167,8 @@ def test_league_exploiters_start_over_a_quarter_of_the_time() -> None:
             {"share_trunk": True, "policies": [{"algo": "ppo"}, {"hidden_sizes": [32]}]},
             "would form 2 stacks",
         ),
+        ({"trunk_update": "sum"}, "share_trunk is False"),
+        ({"share_trunk": True, "trunk_update": "max"}, "trunk_update='max' is unknown"),
     ],
 )
 def test_configs_that_cannot_work_are_refused_before_training(tmp_path, options, message):
@@ -267,11 +269,14 @@ def _one_trunk(models: dict[str, dict[str, torch.Tensor]]) -> None:
     assert any(not torch.equal(model[heads[0]], first[heads[0]]) for model in others)
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_shared_trunk_trains_with_roles_pbt_snapshots_and_resume(tmp_path: Path, mode: str):
+@pytest.mark.parametrize(("mode", "update"), [("sync", "sum"), ("async", "mean")])
+def test_a_shared_trunk_trains_with_roles_pbt_snapshots_and_resume(
+    tmp_path: Path, mode: str, update: str
+):
     options = dict(
         roles={"main": 2, "main_exploiter": 1, "league_exploiter": 1},
         share_trunk=True,
+        trunk_update=update,
         mode=mode,
         league={"snapshot_every": 1024, "snapshot_min_steps": 512},
         pbt={"interval": 512, "threshold": 0.9999, "seed": 3},  # every check exploits
@@ -286,7 +291,7 @@ def test_a_shared_trunk_trains_with_roles_pbt_snapshots_and_resume(tmp_path: Pat
     resumed = league.train(
         TTT, resume=str(tmp_path), total_steps=commit["env_steps"] + 2_048, **FAST
     )
-    assert resumed.config.share_trunk
+    assert resumed.config.share_trunk and resumed.config.trunk_update == update
     after = json.loads((tmp_path / "trainer.json").read_text())
     assert sum(after["learner_steps"].values()) > sum(commit["learner_steps"].values())
     _one_trunk(_learner_models(tmp_path))

@@ -187,9 +187,12 @@ def _trunks_equal(stack: StackedPPO) -> bool:
     return all(torch.equal(p, p[:1].expand_as(p)) for p in map(stack.params.get, stack.trunk))
 
 
-def test_a_shared_trunk_moves_every_member_by_the_mean_of_the_updates():
+@pytest.mark.parametrize("update", ["mean", "sum"])
+def test_a_shared_trunk_moves_every_member_by_the_mean_or_sum_of_the_updates(update: str):
     rng = np.random.default_rng(4)
-    shared = StackedPPO(BOARD, ACTIONS, ONE_STEP, seeds=SEEDS, share_trunk=True)
+    shared = StackedPPO(
+        BOARD, ACTIONS, ONE_STEP, seeds=SEEDS, share_trunk=True, trunk_update=update
+    )
     trunk, heads = _parts(shared)
     assert trunk and heads and all(k.startswith(("actor_body.", "critic_body.")) for k in trunk)
     assert _trunks_equal(shared)  # everyone starts from member 0's trunk
@@ -202,9 +205,11 @@ def test_a_shared_trunk_moves_every_member_by_the_mean_of_the_updates():
     shared.learn(batches)
     alone.learn(batches)
     assert _trunks_equal(shared)
-    for name in trunk:  # one step each from the same trunk: the mean of the two steps
-        want = alone.params[name][[0, 2]].mean(0)
-        torch.testing.assert_close(shared.params[name][1], want, rtol=1e-5, atol=1e-7)
+    for name in trunk:  # one step each from the same trunk: the mean or sum of the steps
+        start = alone.params[name][1]  # member 1 did not step: the trunk before
+        steps = alone.params[name][[0, 2]] - start
+        want = start + (steps.mean(0) if update == "mean" else steps.sum(0))
+        torch.testing.assert_close(shared.params[name][1], want, rtol=1e-5, atol=1e-6)
         assert not torch.equal(shared.params[name][1], alone.params[name][1])
     for name in heads:
         torch.testing.assert_close(shared.params[name], alone.params[name], rtol=0, atol=0)

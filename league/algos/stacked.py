@@ -212,7 +212,10 @@ class StackedPPO:
         seeds: Sequence[int] = (),
         where: str | None = None,
         share_trunk: bool = False,
+        trunk_update: str = "mean",
     ) -> None:
+        if trunk_update not in ("mean", "sum"):
+            raise ValueError(f"trunk_update must be 'mean' or 'sum', got {trunk_update!r}")
         if len(configs) != len(seeds) or not configs:
             raise ValueError("StackedPPO needs one config and one seed per member")
         self.configs = [parse_config(PPOConfig, c, "PPO") for c in configs]
@@ -255,9 +258,10 @@ class StackedPPO:
         self.lr_scale = 1.0
         self.shared_config = self.configs[0]
         # With a shared trunk every member's rows of these parameters stay equal: they
-        # start as member 0's and each optimizer step moves them all by the mean of the
-        # stepping members' updates (`_sync_trunk`).
+        # start as member 0's and each optimizer step moves them all by the mean (or the
+        # sum) of the stepping members' updates (`_sync_trunk`).
         self.trunk = [k for k in self.params if k.startswith(TRUNK)] if share_trunk else []
+        self.trunk_update = trunk_update
         if self.trunk:
             self._sync_trunk(torch.zeros(1, dtype=torch.long, device=self.device))
 
@@ -270,12 +274,17 @@ class StackedPPO:
         return bool(self.trunk)
 
     @torch.no_grad()
-    def _sync_trunk(self, rows: torch.Tensor) -> None:
+    def _sync_trunk(self, rows: torch.Tensor, before: dict[str, torch.Tensor] | None = None):
         """Every member's trunk becomes the mean of the trunks of `rows` (members that
-        stepped from one shared trunk: the mean of their updates, applied to all)."""
+        stepped from one shared trunk: the mean of their updates, applied to all). Given
+        the trunk `before` the step, with trunk_update="sum", it moves by the sum of
+        their updates instead: len(rows) times the mean's move."""
         for name in self.trunk:
             p = self.params[name]
-            p.copy_(p.index_select(0, rows).mean(0, keepdim=True).expand_as(p))
+            mean = p.index_select(0, rows).mean(0, keepdim=True)
+            if before is not None and self.trunk_update == "sum":
+                mean = torch.lerp(before[name], mean, float(len(rows)))
+            p.copy_(mean.expand_as(p))
 
     # -- hyperparameters -------------------------------------------------------
 
@@ -384,9 +393,10 @@ class StackedPPO:
                 self._fail(members, bad_norm, {"grad_norm": grad_norm}, failures)
                 alive &= ~bad_norm
                 stepping = stepping & alive
+                before = {name: self.params[name][:1].detach().clone() for name in self.trunk}
                 self._adam_step(index, h["learning_rate"], stepping)
                 if self.trunk and stepping.any():
-                    self._sync_trunk(index[stepping])
+                    self._sync_trunk(index[stepping], before)
                 terms["grad_norm"] = grad_norm
                 weight = stepping.float()
                 for key, value in terms.items():

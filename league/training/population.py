@@ -169,6 +169,7 @@ class Population:
         stack: bool = True,
         snapshot_capacity: int = 0,
         share_trunk: bool = False,
+        trunk_update: str = "mean",
     ) -> None:
         self.env = env
         self.specs = {spec.id: spec for spec in specs}
@@ -197,6 +198,7 @@ class Population:
                     seeds=[s.seed for s in members],
                     where=_where(members[0], env),
                     share_trunk=share_trunk,
+                    trunk_update=trunk_update,
                 )
                 unit = StackUnit([s.id for s in members], stacked, snapshot_capacity)
                 for i, s in enumerate(members):

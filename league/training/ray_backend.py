@@ -111,11 +111,18 @@ class LearnerHost:
     ends at its next optimizer step, as a local one does."""
 
     def __init__(
-        self, specs: list[LearnerSpec], env: EnvInfo, stack: bool, share_trunk: bool = False
+        self,
+        specs: list[LearnerSpec],
+        env: EnvInfo,
+        stack: bool,
+        share_trunk: bool = False,
+        trunk_update: str = "mean",
     ) -> None:
         torch.set_num_threads(1)
         _keep_freed_memory()
-        self.population = Population(specs, env, stack=stack, share_trunk=share_trunk)
+        self.population = Population(
+            specs, env, stack=stack, share_trunk=share_trunk, trunk_update=trunk_update
+        )
         self.stopped = -1  # the number of the last update told to stop
 
     def learn(
@@ -218,6 +225,7 @@ class RayPopulation(Population):
         snapshot_capacity: int = 0,
         actors: int | None = None,
         share_trunk: bool = False,
+        trunk_update: str = "mean",
     ) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -242,6 +250,7 @@ class RayPopulation(Population):
             stack=stack,
             snapshot_capacity=snapshot_capacity,
             share_trunk=share_trunk,
+            trunk_update=trunk_update,
         )
         self.remote_specs = {s.id: s for s in remote_specs}
         # A host reserves GPUs, not CPUs: a small cluster's CPUs go to env workers. Its
@@ -255,7 +264,13 @@ class RayPopulation(Population):
             num_cpus=0, num_gpus=per_host, max_restarts=0, scheduling_strategy=near
         )
         self.hosts = [
-            host.remote([s for s in remote_specs if s.index % actors == a], env, stack, share_trunk)
+            host.remote(
+                [s for s in remote_specs if s.index % actors == a],
+                env,
+                stack,
+                share_trunk,
+                trunk_update,
+            )
             for a in range(actors)
         ]
         self.host_of = {s.id: self.hosts[s.index % actors] for s in specs}

@@ -108,6 +108,7 @@ class Trainer:
                 capacity,
                 actors=self.config.ray_learner_actors,
                 share_trunk=self.config.share_trunk,
+                trunk_update=self.config.trunk_update,
             )
         else:
             self.population = Population(
@@ -116,6 +117,7 @@ class Trainer:
                 stack=self.config.stack,
                 snapshot_capacity=capacity,
                 share_trunk=self.config.share_trunk,
+                trunk_update=self.config.trunk_update,
             )
         self.league = self._build_league()
         self.state = TrainingState(learner_steps=dict.fromkeys(self.population.ids, 0))
