@@ -20,8 +20,6 @@ from league.symmetry import SYMMETRY_MODES
 MODES = ("sync", "async")
 BACKENDS = ("auto", "local", "multiprocessing", "ray")
 TRUNK_UPDATES = ("mean", "sum")  # how a shared trunk moves: docs/training.md
-
-
 # The budget when none is given: long enough on a 2-core laptop for a connect-four league
 # to take snapshots and beat weak play (docs/benchmarks.md).
 DEFAULT_SECONDS = 600.0
