@@ -185,7 +185,8 @@ class TrainConfig:
     )
     preset: bool = option(
         True,
-        "Fill the options a preset covers (encoder, symmetries, ent_coef) that are left "
+        "Fill the options a preset covers (encoder, symmetries, ent_coef, share_trunk, "
+        "trunk_update) that are left "
         "unset from the env's preset, measured to train a stronger league on that env "
         "(docs/training.md; the run prints what it filled). False: the library-wide defaults.",
     )
@@ -195,19 +196,21 @@ class TrainConfig:
         "population: one forward pass acts for all of them and their snapshots, one update "
         "trains them all (docs/algorithms.md). False keeps one model per learner.",
     )
-    share_trunk: bool = option(
-        False,
+    share_trunk: bool | None = option(
+        None,
         "The stacked PPO learners share one trunk (the actor's and critic's encoders and "
         "hidden layers); each keeps its own output layers, optimizer state and "
         "hyperparameters, and every sample of every learner trains the trunk "
         "(docs/training.md). Needs every learner to be a stacked PPO learner, one stack "
-        "per seat role; refused before training otherwise.",
+        "per seat role; refused before training otherwise. Default: the env's preset "
+        "(True on connect four, where the learners allow it), else False.",
     )
-    trunk_update: str = option(
-        "mean",
+    trunk_update: str | None = option(
+        None,
         "With share_trunk: how an optimizer step moves the shared trunk. 'mean': by the "
         "mean of the stepping members' updates; 'sum': by their sum, so the trunk moves "
-        "as far per sample as one learner's own network would (docs/training.md).",
+        "as far per sample as one learner's own network would (docs/training.md). "
+        "Default: the env's preset ('sum' on connect four), else 'mean'.",
     )
     anneal_lr: bool = option(
         False,
@@ -308,15 +311,10 @@ class TrainConfig:
             )
         if self.checkpoint_seconds <= 0:
             raise ConfigError(f"checkpoint_seconds={self.checkpoint_seconds} must be more than 0")
-        if self.trunk_update not in TRUNK_UPDATES:
+        if self.trunk_update is not None and self.trunk_update not in TRUNK_UPDATES:
             raise ConfigError(
                 f"trunk_update={self.trunk_update!r} is unknown; choose one of "
                 f"{list(TRUNK_UPDATES)}"
-            )
-        if self.trunk_update != "mean" and not self.share_trunk:
-            raise ConfigError(
-                f"trunk_update={self.trunk_update!r} sets how a shared trunk moves, and "
-                "share_trunk is False; set share_trunk=True, or leave trunk_update at 'mean'"
             )
         if self.illegal_actions not in ("raise", "env"):
             raise ConfigError(

@@ -25,7 +25,7 @@ from league.errors import ConfigError
 
 # What a preset may fill: the learners' model and loss options whose default is None.
 # Budgets, env counts and workers depend on the machine: the planner chooses those.
-PRESET_OPTIONS = ("encoder", "symmetries", "ent_coef")
+PRESET_OPTIONS = ("encoder", "symmetries", "ent_coef", "share_trunk", "trunk_update")
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,11 @@ class Preset:
 
 _BUILT_IN: dict[str, Preset] = {
     "connect_four_v3": Preset(
-        {"encoder": "board", "symmetries": "average"},
+        {"encoder": "board", "symmetries": "average", "share_trunk": True, "trunk_update": "sum"},
         "connect four's preset: board-CNN learners with the mirror averaged beat random "
         "play more often than MLP learners on each of four paired seeds (docs/benchmarks.md, "
-        "round 14)",
+        "round 14); with one trunk moved by the sum of their updates they beat the "
+        "lookahead bot more often than with their own trunks (round 21)",
     ),
     "tictactoe_v3": Preset(
         {"symmetries": "average", "ent_coef": 0.3},

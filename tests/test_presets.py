@@ -34,12 +34,15 @@ def test_connect_four_defaults_are_the_measured_board_cnn_league(connect_four):
     assert plan.config.num_envs == measured.config.num_envs
     assert plan.learners[0].config["encoder"] == "board"
     assert plan.learners[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
-    assert set(plan.preset) == {"encoder", "symmetries"}
+    assert set(plan.preset) == {"encoder", "symmetries", "share_trunk", "trunk_update"}
+    assert plan.config.share_trunk is True and plan.config.trunk_update == "sum"
     assert any(n.startswith("encoder=board: connect four's preset") for n in plan.notes)
+    assert any(n.startswith("trunk_update=sum: connect four's preset") for n in plan.notes)
     # Envs without one train the library-wide defaults.
     rps = EnvInfo.probe("classic/rps-v2", measure=False)
     plain = make_plan(TrainConfig(), rps, cores=2)
     assert plain.preset == {} and plain.learners[0].config["ent_coef"] == 0.1
+    assert plain.config.share_trunk is False and plain.config.trunk_update == "mean"
 
 
 def test_tictactoe_defaults_are_round_15s_league_and_an_empty_preset_turns_it_off():
@@ -64,7 +67,7 @@ def test_tictactoe_defaults_are_round_15s_league_and_an_empty_preset_turns_it_of
 
 def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(connect_four):
     mine = make_plan(TrainConfig(encoder="mlp", symmetries=False), connect_four, cores=2)
-    assert mine.preset == {}
+    assert set(mine.preset) == {"share_trunk", "trunk_update"}  # the options not given
     assert mine.learners[0].config["encoder"] == "mlp"
     assert "symmetries" not in mine.learners[0].config
     half = make_plan(TrainConfig(symmetries="canonical"), connect_four, cores=2)
@@ -72,6 +75,18 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
     assert half.learners[0].config["symmetry_mode"] == "canonical"
     own = make_plan(TrainConfig(policies=[{"algo": "dqn", "encoder": "mlp"}]), connect_four)
     assert own.learners[0].config["encoder"] == "mlp"  # a learner's own config wins too
+    # The preset's shared trunk applies only where every learner can share it: not with
+    # a DQN learner, nor with stacking off; one you ask for there is refused.
+    assert own.config.share_trunk is False and own.config.trunk_update == "mean"
+    assert not {"share_trunk", "trunk_update"} & set(own.preset)
+    unstacked = make_plan(TrainConfig(stack=False), connect_four, cores=2)
+    assert unstacked.config.share_trunk is False and "encoder" in unstacked.preset
+    with pytest.raises(ConfigError, match="stack=False turns stacking off"):
+        make_plan(TrainConfig(stack=False, share_trunk=True), connect_four, cores=2)
+    with pytest.raises(ConfigError, match="share_trunk is False"):
+        make_plan(TrainConfig(stack=False, trunk_update="sum"), connect_four, cores=2)
+    separate = make_plan(TrainConfig(share_trunk=False), connect_four, cores=2)
+    assert separate.config.trunk_update == "mean" and "trunk_update" not in separate.preset
     # A preset's value goes where it fits; one you ask for is refused where it cannot.
     register_symmetries("connect_four_v3", lambda obs_space, action_space: None)
     try:
@@ -82,7 +97,7 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
     finally:
         unregister_symmetries("connect_four_v3")
     off = make_plan(TrainConfig(preset=False), connect_four, cores=2)
-    assert off.preset == {}
+    assert off.preset == {} and off.config.share_trunk is False
     assert "encoder" not in off.learners[0].config
     assert "symmetries" not in off.learners[0].config
 

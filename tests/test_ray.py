@@ -327,3 +327,15 @@ def test_a_shared_trunk_on_ray_reaches_every_members_acting_copy():
         )
     finally:
         population.close()
+
+
+def test_connect_fours_preset_shares_a_trunk_on_ray_only_in_one_learner_actor(tmp_path: Path):
+    options = dict(num_policies=2, total_steps=256, **FAST)
+    one = league.train("classic/connect_four-v3", run_dir=str(tmp_path / "one"), **options)
+    two = league.train(
+        "classic/connect_four-v3", run_dir=str(tmp_path / "two"), ray_learner_actors=2, **options
+    )
+    assert (one.config.share_trunk, one.config.trunk_update) == (True, "sum")
+    assert (two.config.share_trunk, two.config.trunk_update) == (False, "mean")
+    saved = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert saved["share_trunk"] is False and two.env_steps >= 256

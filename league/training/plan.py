@@ -172,8 +172,7 @@ def make_plan(
     defaults to the CPU cores this process may use)."""
     config, preset = apply_preset(config, env.name)
     learners = learner_specs(config, env, soft=preset)
-    if config.share_trunk:
-        check_shared_trunk(learners, env, config.stack)
+    config, preset = _resolve_shared_trunk(config, env, learners, preset)
     per_role = max(sum(s.role == r for s in learners) for r in env.role_names)
     chosen: dict[str, str] = {}
     resolved: dict[str, Any] = {}
@@ -234,6 +233,34 @@ def stack_group(spec: LearnerSpec, env: EnvInfo) -> tuple | None:
     if spec.algo != "ppo" or not stackable(obs_space, spec.config):
         return None
     return ("stack", spec.role, spec.device, stack_key(spec.config))
+
+
+def _resolve_shared_trunk(
+    config: TrainConfig, env: EnvInfo, learners: list[LearnerSpec], preset: dict[str, str]
+) -> tuple[TrainConfig, dict[str, str]]:
+    """`config` with share_trunk and trunk_update decided, and `preset` without what was
+    dropped: a shared trunk you ask for is checked (refused when it cannot work); one
+    filled by the env's preset applies only where the learners allow it, like the
+    preset's other options."""
+    if "share_trunk" in preset:
+        try:
+            check_shared_trunk(learners, env, config.stack)
+        except ConfigError:
+            config = dataclasses.replace(config, share_trunk=False)
+            preset = {k: v for k, v in preset.items() if k != "share_trunk"}
+    elif config.share_trunk:
+        check_shared_trunk(learners, env, config.stack)
+    share = bool(config.share_trunk)
+    if not share and "trunk_update" in preset:
+        config = dataclasses.replace(config, trunk_update=None)
+        preset = {k: v for k, v in preset.items() if k != "trunk_update"}
+    update = config.trunk_update or "mean"
+    if update != "mean" and not share:
+        raise ConfigError(
+            f"trunk_update={update!r} sets how a shared trunk moves, and share_trunk is "
+            "False; set share_trunk=True, or leave trunk_update at 'mean'"
+        )
+    return dataclasses.replace(config, share_trunk=share, trunk_update=update), preset
 
 
 def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:

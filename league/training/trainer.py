@@ -87,6 +87,16 @@ class Trainer:
             self.ray_started = ray_backend.start_ray(config.ray_address, available_cores())
             cores = int(ray_backend.require_ray().cluster_resources().get("CPU", 2))
         self.plan = make_plan(config, env, custom_mapping=self.mapping is not None, cores=cores)
+        if config.backend == "ray" and "share_trunk" in self.plan.preset:
+            # One trunk trains in one learner actor: the preset's shared trunk, like its
+            # other options, applies only where it can.
+            learners = len(self.plan.learners)
+            gpus = ray_backend.learner_gpus(config.ray_gpus, learners)
+            if ray_backend.learner_actors(config.ray_learner_actors, gpus, learners) > 1:
+                config = dataclasses.replace(config, share_trunk=False)
+                self.plan = make_plan(
+                    config, env, custom_mapping=self.mapping is not None, cores=cores
+                )
         if resume is not None:
             self.run_dir = RunDir.open(resume)
             self.run_dir.check_resumable(env.name, env.seats, self.plan.learner_ids)
