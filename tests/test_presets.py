@@ -13,6 +13,7 @@ from league.errors import ConfigError
 from league.presets import unregister_preset
 from league.symmetry import register_symmetries, unregister_symmetries
 from league.training.plan import EnvInfo, make_plan
+from league.training.population import Population
 
 # Round 14's arm P (docs/benchmarks.md), spelled out as the benchmark ran it.
 BOARD_AVERAGE = {"algo": "ppo", "encoder": "board", "symmetry_mode": "average"}
@@ -38,6 +39,8 @@ def test_connect_four_defaults_are_the_measured_board_cnn_league(connect_four):
     assert plan.config.share_trunk is True and plan.config.trunk_update == "sum"
     assert any(n.startswith("encoder=board: connect four's preset") for n in plan.notes)
     assert any(n.startswith("trunk_update=sum: connect four's preset") for n in plan.notes)
+    built = Population(plan.learners, connect_four, share_trunk=True, trunk_update="sum")
+    assert built.describe() == "learners: 6 stacked, one trunk (sum) (p0, p1, p2, p3, p4, p5)"
     # Envs without one train the library-wide defaults.
     rps = EnvInfo.probe("classic/rps-v2", measure=False)
     plain = make_plan(TrainConfig(), rps, cores=2)

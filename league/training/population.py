@@ -227,7 +227,8 @@ class Population:
         parts = []
         for unit in self.units:
             if isinstance(unit, StackUnit):
-                parts.append(f"{len(unit.ids)} stacked ({', '.join(unit.ids)})")
+                trunk = f", one trunk ({unit.stack.trunk_update})" if unit.stack.share_trunk else ""
+                parts.append(f"{len(unit.ids)} stacked{trunk} ({', '.join(unit.ids)})")
             else:
                 parts.append(f"{unit.ids[0]} on its own ({unit.algo.name})")
         return "learners: " + "; ".join(parts)
