@@ -277,12 +277,12 @@ class StackedPPO:
     def _sync_trunk(self, rows: torch.Tensor, before: dict[str, torch.Tensor] | None = None):
         """Every member's trunk becomes the mean of the trunks of `rows` (members that
         stepped from one shared trunk: the mean of their updates, applied to all). Given
-        the trunk `before` the step, with trunk_update="sum", it moves by the sum of
-        their updates instead: len(rows) times the mean's move."""
+        the trunk `before` the step (trunk_update="sum"), it moves by the sum of their
+        updates instead: len(rows) times the mean's move."""
         for name in self.trunk:
             p = self.params[name]
             mean = p.index_select(0, rows).mean(0, keepdim=True)
-            if before is not None and self.trunk_update == "sum":
+            if before:
                 mean = torch.lerp(before[name], mean, float(len(rows)))
             p.copy_(mean.expand_as(p))
 
@@ -393,7 +393,9 @@ class StackedPPO:
                 self._fail(members, bad_norm, {"grad_norm": grad_norm}, failures)
                 alive &= ~bad_norm
                 stepping = stepping & alive
-                before = {name: self.params[name][:1].detach().clone() for name in self.trunk}
+                # The trunk before the step, which the sum of the updates starts from.
+                sums_from = self.trunk if self.trunk_update == "sum" else []
+                before = {name: self.params[name][:1].detach().clone() for name in sums_from}
                 self._adam_step(index, h["learning_rate"], stepping)
                 if self.trunk and stepping.any():
                     self._sync_trunk(index[stepping], before)
