@@ -90,6 +90,17 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
         make_plan(TrainConfig(stack=False, trunk_update="sum"), connect_four, cores=2)
     separate = make_plan(TrainConfig(share_trunk=False), connect_four, cores=2)
     assert separate.config.trunk_update == "mean" and "trunk_update" not in separate.preset
+    # On Ray one trunk trains in one learner actor: planned before Ray builds anything.
+    ray = {"backend": "ray", "num_workers": 2}
+    split = make_plan(TrainConfig(ray_learner_actors=2, **ray), connect_four, cluster_gpus=0)
+    assert split.learner_hosts == 2 and split.config.share_trunk is False
+    assert "encoder" in split.preset and "share_trunk" not in split.preset
+    with pytest.raises(ConfigError, match="2 Ray learner actors would split the learners"):
+        make_plan(TrainConfig(share_trunk=True, ray_gpus=2, **ray), connect_four, cluster_gpus=2)
+    one = make_plan(TrainConfig(ray_gpus=1, **ray), connect_four, cluster_gpus=2)
+    assert (one.learner_gpus, one.learner_hosts, one.config.share_trunk) == (1, 1, True)
+    with pytest.raises(ConfigError, match="ray_gpus=3 asks for more GPUs than the Ray cluster"):
+        make_plan(TrainConfig(ray_gpus=3, **ray), connect_four, cluster_gpus=2)
     # A preset's value goes where it fits; one you ask for is refused where it cannot.
     register_symmetries("connect_four_v3", lambda obs_space, action_space: None)
     try:

@@ -150,6 +150,9 @@ class Plan:
     # Options the env's preset filled -> why (config.json keeps them as given, so a
     # resume builds the same models).
     preset: dict[str, str] = field(default_factory=dict)
+    # backend='ray': the GPUs the learner actors ask for in all, and how many actors.
+    learner_gpus: float = 0.0
+    learner_hosts: int = 1
 
     @property
     def notes(self) -> list[str]:
@@ -166,13 +169,22 @@ class Plan:
 
 
 def make_plan(
-    config: TrainConfig, env: EnvInfo, custom_mapping: bool = False, cores: int | None = None
+    config: TrainConfig,
+    env: EnvInfo,
+    custom_mapping: bool = False,
+    cores: int | None = None,
+    cluster_gpus: float | None = None,
 ) -> Plan:
     """Check the config against the env and resolve what it leaves open; pure (`cores`
-    defaults to the CPU cores this process may use)."""
+    defaults to the CPU cores this process may use; `cluster_gpus`, the Ray cluster's
+    GPUs, is checked against ray_gpus when given)."""
     config, preset = apply_preset(config, env.name)
     learners = learner_specs(config, env, soft=preset)
-    config, preset = _resolve_shared_trunk(config, env, learners, preset)
+    gpus, hosts = 0.0, 1
+    if config.backend == "ray":
+        gpus = learner_gpus(config.ray_gpus, cluster_gpus, len(learners))
+        hosts = learner_actors(config.ray_learner_actors, gpus, len(learners))
+    config, preset = _resolve_shared_trunk(config, env, learners, preset, hosts)
     per_role = max(sum(s.role == r for s in learners) for r in env.role_names)
     chosen: dict[str, str] = {}
     resolved: dict[str, Any] = {}
@@ -221,7 +233,9 @@ def make_plan(
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
 
         check_pbt_population(_pbt_spec_groups(learners, env, config.stack))
-    return Plan(resolved_config, env, learners, league_config, mix, batches, chosen, preset)
+    return Plan(
+        resolved_config, env, learners, league_config, mix, batches, chosen, preset, gpus, hosts
+    )
 
 
 def stack_group(spec: LearnerSpec, env: EnvInfo) -> tuple | None:
@@ -236,7 +250,11 @@ def stack_group(spec: LearnerSpec, env: EnvInfo) -> tuple | None:
 
 
 def _resolve_shared_trunk(
-    config: TrainConfig, env: EnvInfo, learners: list[LearnerSpec], preset: dict[str, str]
+    config: TrainConfig,
+    env: EnvInfo,
+    learners: list[LearnerSpec],
+    preset: dict[str, str],
+    hosts: int,
 ) -> tuple[TrainConfig, dict[str, str]]:
     """`config` with share_trunk and trunk_update decided, and `preset` without what was
     dropped: a shared trunk you ask for is checked (refused when it cannot work); one
@@ -244,12 +262,12 @@ def _resolve_shared_trunk(
     preset's other options."""
     if "share_trunk" in preset:
         try:
-            check_shared_trunk(learners, env, config.stack)
+            check_shared_trunk(learners, env, config.stack, hosts)
         except ConfigError:
             config = dataclasses.replace(config, share_trunk=False)
             preset = {k: v for k, v in preset.items() if k != "share_trunk"}
     elif config.share_trunk:
-        check_shared_trunk(learners, env, config.stack)
+        check_shared_trunk(learners, env, config.stack, hosts)
     share = bool(config.share_trunk)
     if not share and "trunk_update" in preset:
         config = dataclasses.replace(config, trunk_update=None)
@@ -263,12 +281,21 @@ def _resolve_shared_trunk(
     return dataclasses.replace(config, share_trunk=share, trunk_update=update), preset
 
 
-def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> None:
-    """share_trunk=True needs the learners of each seat role in one stack."""
+def check_shared_trunk(
+    learners: list[LearnerSpec], env: EnvInfo, stack: bool, hosts: int = 1
+) -> None:
+    """share_trunk=True needs the learners of each seat role in one stack, trained in
+    one place (`hosts`: Ray learner actors)."""
     if not stack:
         raise ConfigError(
             "share_trunk=True shares the trunk of a stacked population, and stack=False "
             "turns stacking off; set stack=True, or share_trunk=False"
+        )
+    if hosts > 1:
+        raise ConfigError(
+            f"share_trunk=True trains one trunk in one stack, but {hosts} Ray learner "
+            "actors would split the learners into one stack each; set ray_learner_actors=1 "
+            "(ray_gpus at most 1), or share_trunk=False"
         )
     for spec in learners:
         if stack_group(spec, env) is None:
@@ -289,6 +316,33 @@ def check_shared_trunk(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -
                 "device and the same hidden_sizes, encoder, update_epochs, minibatches and "
                 "symmetries, or set share_trunk=False"
             )
+
+
+def learner_gpus(requested: float | None, available: float | None, learners: int) -> float:
+    """backend='ray': the GPUs the learner actors ask for in all: `requested`, or every
+    GPU of the cluster (`available`) up to one per learner. ConfigError when the
+    cluster has fewer than asked (unchecked when `available` is unknown)."""
+    if requested is None:
+        return min(available or 0.0, float(learners))
+    if available is not None and requested > available:
+        raise ConfigError(
+            f"ray_gpus={requested:g} asks for more GPUs than the Ray cluster has "
+            f"({available:g}); ask for at most {available:g}, or add GPU nodes"
+        )
+    return requested
+
+
+def learner_actors(requested: int | None, gpus: float, learners: int) -> int:
+    """backend='ray': how many learner actors: `requested`, or one per whole GPU (one
+    without)."""
+    if requested is None:
+        return max(1, min(int(gpus), learners))
+    if requested < 1 or requested > learners:
+        raise ConfigError(
+            f"ray_learner_actors={requested} must be between 1 and the run's {learners} "
+            "learners (learner i trains in actor i % ray_learner_actors)"
+        )
+    return requested
 
 
 def _pbt_spec_groups(learners: list[LearnerSpec], env: EnvInfo, stack: bool) -> list[list[str]]:

@@ -29,7 +29,7 @@ import torch
 from league.algos.base import Batch, NonFiniteLossError
 from league.errors import ConfigError, LeagueError
 from league.training.devices import policy_device
-from league.training.plan import EnvInfo, LearnerSpec
+from league.training.plan import EnvInfo, LearnerSpec, check_shared_trunk, learner_actors
 from league.training.population import Population
 
 PIP_HINT = "pip install 'league[ray]'  (Ray core: pip install 'ray>=2.9')"
@@ -85,22 +85,6 @@ def _check_reachable(address: str, timeout: float = 3.0) -> None:
             f"(nothing answered within {timeout:.0f} s); check the address and that "
             "`ray start --head` runs there"
         ) from None
-
-
-def learner_gpus(requested: float | None, learners: int) -> float:
-    """GPUs the learner host asks for: `requested`, or every GPU of the cluster up to
-    one per learner. ConfigError when the cluster has fewer than asked."""
-    import ray
-
-    available = float(ray.cluster_resources().get("GPU", 0.0))
-    if requested is None:
-        return min(available, float(learners))
-    if requested > available:
-        raise ConfigError(
-            f"ray_gpus={requested:g} asks for more GPUs than the Ray cluster has "
-            f"({available:g}); ask for at most {available:g}, or add GPU nodes"
-        )
-    return requested
 
 
 class LearnerHost:
@@ -231,12 +215,8 @@ class RayPopulation(Population):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         actors = learner_actors(actors, gpus, len(specs))
-        if share_trunk and actors > 1:
-            raise ConfigError(
-                f"share_trunk=True trains one trunk in one stack, but {actors} Ray learner "
-                "actors would split the learners into one stack each; set ray_learner_actors=1 "
-                "(ray_gpus at most 1), or share_trunk=False"
-            )
+        if share_trunk:
+            check_shared_trunk(specs, env, stack, actors)
         per_host = gpus / actors
         devices = math.ceil(per_host)
         remote_specs = [
@@ -371,18 +351,6 @@ class RayPopulation(Population):
 
         for host in self.hosts:
             ray.kill(host)
-
-
-def learner_actors(requested: int | None, gpus: float, learners: int) -> int:
-    """How many learner host actors: `requested`, or one per whole GPU (one without)."""
-    if requested is None:
-        return max(1, min(int(gpus), learners))
-    if requested < 1 or requested > learners:
-        raise ConfigError(
-            f"ray_learner_actors={requested} must be between 1 and the run's {learners} "
-            "learners (learner i trains in actor i % ray_learner_actors)"
-        )
-    return requested
 
 
 def _with_device(spec: LearnerSpec, device: str) -> LearnerSpec:

@@ -82,21 +82,19 @@ class Trainer:
         env = EnvInfo.probe(env_fn, config.pad, config.env_kwargs)
         if config.env is None:
             config = dataclasses.replace(config, env=env_reference(env_fn))
-        cores = None
+        cores = cluster_gpus = None
         if config.backend == "ray":
             self.ray_started = ray_backend.start_ray(config.ray_address, available_cores())
-            cores = int(ray_backend.require_ray().cluster_resources().get("CPU", 2))
-        self.plan = make_plan(config, env, custom_mapping=self.mapping is not None, cores=cores)
-        if config.backend == "ray" and "share_trunk" in self.plan.preset:
-            # One trunk trains in one learner actor: the preset's shared trunk, like its
-            # other options, applies only where it can.
-            learners = len(self.plan.learners)
-            gpus = ray_backend.learner_gpus(config.ray_gpus, learners)
-            if ray_backend.learner_actors(config.ray_learner_actors, gpus, learners) > 1:
-                config = dataclasses.replace(config, share_trunk=False)
-                self.plan = make_plan(
-                    config, env, custom_mapping=self.mapping is not None, cores=cores
-                )
+            resources = ray_backend.require_ray().cluster_resources()
+            cores = int(resources.get("CPU", 2))
+            cluster_gpus = float(resources.get("GPU", 0.0))
+        self.plan = make_plan(
+            config,
+            env,
+            custom_mapping=self.mapping is not None,
+            cores=cores,
+            cluster_gpus=cluster_gpus,
+        )
         if resume is not None:
             self.run_dir = RunDir.open(resume)
             self.run_dir.check_resumable(env.name, env.seats, self.plan.learner_ids)
@@ -108,15 +106,14 @@ class Trainer:
         self.config = dataclasses.replace(self.plan.config, run_dir=str(self.run_dir))
         capacity = self.plan.league_config.max_snapshots or 0
         if self.config.backend == "ray":
-            gpus = ray_backend.learner_gpus(self.config.ray_gpus, len(self.plan.learners))
             self.population: Population = ray_backend.RayPopulation(
                 self.plan.learners,
                 env,
-                gpus,
+                self.plan.learner_gpus,
                 self.config.device,
                 self.config.stack,
                 capacity,
-                actors=self.config.ray_learner_actors,
+                actors=self.plan.learner_hosts,
                 share_trunk=self.config.share_trunk,
                 trunk_update=self.config.trunk_update,
             )
