@@ -126,14 +126,29 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON lines (default docs/results/...)")
     parser.add_argument("--keep", metavar="DIR", help="keep each run directory under DIR")
     parser.add_argument("--table", metavar="JSONL", help="only print the tables of a results file")
+    parser.add_argument(
+        "--paired",
+        nargs=2,
+        metavar=("A", "B"),
+        help="with --table: instead of the tables, config A's score minus config B's on every "
+        "rung, per seed both ran, and the mean with a 95%% Student t interval; a config is "
+        "every line of that name, whatever its round, as in the tables, and a seed both ran "
+        "must have one line of each",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         job = json.loads(args.child)
         print(json.dumps(child(**job)), flush=True)
         return
+    if args.paired and not args.table:
+        parser.error("--paired compares the lines of a results file: give it with --table JSONL")
     if args.table:
-        table([json.loads(line) for line in Path(args.table).read_text().splitlines() if line])
+        rows = [json.loads(line) for line in Path(args.table).read_text().splitlines() if line]
+        if args.paired:
+            paired(rows, *args.paired)
+        else:
+            table(rows)
         return
     out = Path(args.out or ROOT / "docs" / "results" / f"strength_{args.env}.jsonl")
     configs = dict(c.split("=", 1) for c in args.config) or {"default": "{}"}
@@ -215,14 +230,76 @@ def seed_cell(rows: list[dict], rung: str) -> str:
     """Mean over seeds of each seed's score (win 1, draw 1/2), with a Student t 95%
     interval. The pooled Wilson interval counts only game-to-game chance; training
     seeds differ by more (docs/benchmarks.md, round 13), and this interval counts that."""
+    scores = np.array([score(row, rung) for row in rows])
+    if len(scores) < 2:
+        return f"{scores.mean():.3f}"
+    lo, hi = t_interval(scores)
+    return f"{scores.mean():.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def paired(rows: list[dict], a: str, b: str) -> None:
+    """Config `a`'s score minus config `b`'s on every rung, per seed both ran, then the mean
+    difference with a Student t 95% interval over those seeds. Pairing by seed takes out
+    what a seed does to both configs, which the across-seeds table still counts."""
+    names = list(dict.fromkeys(row["config"] for row in rows))
+    for name in (a, b):
+        if name not in names:
+            raise SystemExit(f"--paired: no config {name!r} in the file; it has {', '.join(names)}")
+    mine = {name: [row for row in rows if row["config"] == name] for name in (a, b)}
+    seeds = sorted({row["seed"] for row in mine[a]} & {row["seed"] for row in mine[b]})
+    if not seeds:
+        raise SystemExit(
+            f"--paired: {a} (seeds {sorted({row['seed'] for row in mine[a]})}) and {b} "
+            f"(seeds {sorted({row['seed'] for row in mine[b]})}) ran no seed in common; "
+            f"configs in the file: {', '.join(names)}"
+        )
+    run = {}
+    for name in (a, b):
+        for seed in seeds:
+            lines = [row for row in mine[name] if row["seed"] == seed]
+            if len(lines) > 1:
+                raise SystemExit(
+                    f"--paired: {name} has {len(lines)} lines for seed {seed} (rounds "
+                    f"{[row.get('round') for row in lines]}, step budgets "
+                    f"{[row.get('steps_budget') for row in lines]}); pairing needs one line "
+                    "per config and seed"
+                )
+            run[name, seed] = lines[0]
+    rungs = [
+        r for r in run[a, seeds[0]]["ladder"] if all(r in row["ladder"] for row in run.values())
+    ]
+    diffs = {r: np.array([score(run[a, s], r) - score(run[b, s], r) for s in seeds]) for r in rungs}
+    print(
+        f"\n{a} minus {b}: score per seed, and the mean over the {len(seeds)} seeds both ran "
+        "(95% t interval)\n"
+    )
+    print("| seed | " + " | ".join(rungs) + " |")
+    print("| ---: |" + " ---: |" * len(rungs))
+    for i, seed in enumerate(seeds):
+        print(f"| {seed} | " + " | ".join(f"{diffs[r][i]:+.3f}" for r in rungs) + " |")
+    cells = []
+    for r in rungs:
+        mean = diffs[r].mean()
+        if len(seeds) < 2:
+            cells.append(f"{mean:+.3f}")
+            continue
+        lo, hi = t_interval(diffs[r])
+        cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    print(f"| mean, {len(seeds)} seeds | " + " | ".join(cells) + " |")
+
+
+def score(row: dict, rung: str) -> float:
+    """One run's score on a rung (win 1, draw 1/2, loss 0, over its games)."""
+    return row["ladder"][rung]["score"]
+
+
+def t_interval(values: np.ndarray) -> tuple[float, float]:
+    """The Student t 95% interval of the mean of `values` (at least two)."""
     from scipy import stats
 
-    scores = np.array([row["ladder"][rung]["score"] for row in rows])
-    mean = scores.mean()
-    if len(scores) < 2:
-        return f"{mean:.3f}"
-    half = stats.t.ppf(0.975, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
-    return f"{mean:.3f} ({mean - half:.3f}-{mean + half:.3f})"
+    mean = values.mean()
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean - half, mean + half
 
 
 if __name__ == "__main__":
