@@ -244,7 +244,8 @@ class BoardCNN(nn.Module):
 
     def window_features(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, windows, BOARD_CHANNELS): the convolution's output, window by window."""
-        cells = obs.reshape(obs.shape[0], -1).float()[:, self.windows]
+        # Gathered before the cast to float: the same values, fewer bytes moved (int8 boards).
+        cells = obs.reshape(obs.shape[0], -1)[:, self.windows].float()
         return torch.relu(self.conv(cells))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
