@@ -127,16 +127,13 @@ def _run(
         return module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
     if isinstance(module, BoardCNN):
         members, rows = x.shape[:2]
-        windows = module.windows.shape[0]
-        gathered = None if cells is None else cells.get("board")
-        if gathered is None:
+        cells = {} if cells is None else cells
+        if "board" not in cells:
             # Gathered before the cast to float: the same values, a quarter of the bytes
             # moved when the observations are int8.
             gathered = x.reshape(members, rows, -1)[:, :, module.windows].float()
-            gathered = gathered.reshape(members, rows * windows, -1)
-            if cells is not None:
-                cells["board"] = gathered
-        conv = _run(module.conv, params, prefix + "conv.", gathered)
+            cells["board"] = gathered.flatten(1, 2)  # (M, rows * windows, cells per window)
+        conv = _run(module.conv, params, prefix + "conv.", cells["board"])
         features = torch.relu(conv).reshape(members, rows, -1)
         return _run(module.body, params, prefix + "body.", features)
     raise TypeError(f"{type(module).__name__} has no stacked form")
