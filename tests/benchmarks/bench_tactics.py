@@ -6,7 +6,10 @@ collects fixed positions from seeded random-play games, `--positions` where
 the side to move can win at once and as many where it cannot but the opponent
 could (a block is needed), and reports how often each run's top-rated learner,
 greedy, plays a winning (or blocking) column. Every run sees the same
-positions. Chance is about 0.2 (one or two good columns of five to seven).
+positions. Chance is about 0.2 (one or two good columns of five to seven). Of the win
+positions, those where the opponent also threatens an immediate win are
+reported apart: how often the learner takes the win there, and how often it
+blocks instead.
 
     .venv/bin/python tests/benchmarks/bench_tactics.py runs/a runs/b --positions 1000
 """
@@ -50,10 +53,25 @@ def positions(count: int, seed: int) -> tuple[list, list]:
 
 
 def hit_rate(policy, cases: list) -> float:
+    """How often `policy` plays one of each case's good columns."""
     obs = np.stack([board for board, _, _ in cases])
     masks = np.stack([mask for _, mask, _ in cases])
     actions = policy.act_batch(obs, masks)
     return float(np.mean([a in good for a, (_, _, good) in zip(actions, cases, strict=True)]))
+
+
+def under_threat(wins: list) -> tuple[list, list]:
+    """Of the win positions, those where the opponent threatens too, in a column that
+    does not win: the same cases, and the same boards with those blocks as the good
+    columns (a learner that plays one has blocked instead of winning)."""
+    threatened, blocks = [], []
+    for board, mask, win in wins:
+        _, block = immediate_wins(board, np.flatnonzero(mask))
+        instead = [col for col in block if col not in win]
+        if instead:
+            threatened.append((board, mask, win))
+            blocks.append((board, mask, instead))
+    return threatened, blocks
 
 
 def main() -> None:
@@ -63,6 +81,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     wins, blocks = positions(args.positions, args.seed)
+    threatened, blocks_instead = under_threat(wins)
     rows = []
     for path in args.runs:
         run = league.load(path)
@@ -70,12 +89,21 @@ def main() -> None:
         policy = run.policy(top, deterministic=True)
         row = {"run": path, "top": top, "env_steps": run.env_steps}
         row.update(win=hit_rate(policy, wins), block=hit_rate(policy, blocks))
+        row.update(
+            win_under_threat=hit_rate(policy, threatened),
+            block_instead=hit_rate(policy, blocks_instead),
+        )
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print("\n| run | env steps | top learner | takes a win | blocks a loss |")
-    print("| --- | ---: | --- | ---: | ---: |")
+    print(f"\n{len(threatened)} of the {len(wins)} win positions have the opponent threatening too")
+    print(
+        "| run | env steps | top learner | takes a win | blocks a loss "
+        "| takes a win under threat | blocks instead |"
+    )
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for r in rows:
-        cells = [r["run"], f"{r['env_steps']:,}", r["top"], f"{r['win']:.3f}", f"{r['block']:.3f}"]
+        rates = [r[k] for k in ("win", "block", "win_under_threat", "block_instead")]
+        cells = [r["run"], f"{r['env_steps']:,}", r["top"], *(f"{x:.3f}" for x in rates)]
         print(f"| {' | '.join(cells)} |")
 
 
