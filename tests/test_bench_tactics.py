@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from league.bots import ConnectFourLookahead, immediate_wins
+from league.policy_handle import PolicyHandle
 
 BENCH = Path(__file__).parent / "benchmarks" / "bench_tactics.py"
 
@@ -15,16 +16,6 @@ def load_bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-class Probe:
-    """A bot with the `act_batch` of a run's policy."""
-
-    def __init__(self, bot) -> None:
-        self.bot = bot
-
-    def act_batch(self, obs, masks):
-        return self.bot.act(obs, masks)
 
 
 class BlocksFirst(ConnectFourLookahead):
@@ -43,7 +34,9 @@ def test_the_probe_scores_a_bot_that_wins_first_and_one_that_blocks_first():
     assert len(wins) == len(blocks) == 60
     threatened, instead = bench.under_threat(wins)
     assert 0 < len(threatened) < len(wins)  # random play leaves some with both threats
-    lookahead, blocker = Probe(ConnectFourLookahead()), Probe(BlocksFirst())
+    # Handles, as `run.policy` gives the probe a run's learner.
+    lookahead = PolicyHandle("lookahead", ConnectFourLookahead(), role="player_0")
+    blocker = PolicyHandle("blocks_first", BlocksFirst(), role="player_0")
     assert bench.hit_rate(lookahead, wins) == bench.hit_rate(lookahead, blocks) == 1.0
     assert bench.hit_rate(lookahead, threatened) == 1.0
     assert bench.hit_rate(lookahead, instead) == 0.0
