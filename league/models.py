@@ -237,6 +237,9 @@ class BoardCNN(nn.Module):
         ]
         # (windows, k*k*channels) indices into the flattened (H, W, C) board.
         self.register_buffer("windows", torch.tensor(windows), persistent=False)
+        # The leftmost board column of each window, in the order of `windows`.
+        self.window_columns = [j for _ in range(height - k + 1) for j in range(width - k + 1)]
+        self.kernel, self.columns = k, width
         self.conv = layer_init(nn.Linear(k * k * channels, BOARD_CHANNELS))
         flat = BOARD_CHANNELS * len(windows)
         self.body = mlp(flat, hidden_sizes, activation)
@@ -487,6 +490,56 @@ class FactorisedHead(nn.Module):
         return FactorisedCategorical(self.logits(features), self.nvec, self.start, action_mask)
 
 
+class ColumnHead(nn.Module):
+    """Logits for moves that name a column of a board (connect four), from the
+    board CNN of the actor: the hidden layers' logits, as `CategoricalHead`'s,
+    plus a score per column from every 4x4 window over that column. One small
+    layer turns a window's features into a score for each of its columns, the
+    same layer for every window, so a move the network learns to rate in one
+    place (a win, a block) is rated so wherever the pattern lies.
+
+    `scatter` (windows * k, columns) adds each window's k scores into the board
+    columns they cover; a buffer outside the state dict, rebuilt from the space.
+    """
+
+    def __init__(self, in_dim: int, space: spaces.Discrete, board: BoardCNN) -> None:
+        super().__init__()
+        self.logits = layer_init(nn.Linear(in_dim, int(space.n)), std=0.01)
+        self.start = int(space.start)
+        k, columns = board.kernel, board.columns
+        self.window = layer_init(nn.Linear(BOARD_CHANNELS, k), std=0.01)
+        scatter = torch.zeros(len(board.window_columns), k, columns)
+        for w, j in enumerate(board.window_columns):
+            scatter[w, torch.arange(k), j + torch.arange(k)] = 1.0
+        self.register_buffer("scatter", scatter.flatten(0, 1), persistent=False)
+
+    def column_logits(self, features: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """(B, columns) logits from the hidden features (B, F) and the board CNN's window
+        features (B, windows, BOARD_CHANNELS)."""
+        scores = self.window(windows).flatten(-2)  # (B, windows * k)
+        return self.logits(features) + scores @ self.scatter
+
+    def forward(
+        self, features: torch.Tensor, windows: torch.Tensor, action_mask: torch.Tensor | None
+    ) -> Distribution:
+        return MaskedCategorical(self.column_logits(features, windows), action_mask, self.start)
+
+
+def column_head_fits(
+    observation_space: spaces.Space, action_space: spaces.Space, encoder: str
+) -> str | None:
+    """Why `column_head=True` cannot work for these spaces and encoder; None if it can."""
+    if encoder != "board":
+        return f"column_head=True needs encoder='board' (this learner's encoder is {encoder!r})"
+    width = observation_space.shape[1]
+    if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != width:
+        return (
+            f"column_head=True needs one Discrete move per board column ({width}), "
+            f"not {action_space}; set column_head=False"
+        )
+    return None
+
+
 def make_action_head(space: spaces.Space, in_dim: int, where: str | None = None) -> nn.Module:
     """Pick the distribution head for an action space."""
     if isinstance(space, spaces.Discrete):
@@ -605,6 +658,7 @@ class ActorCritic(nn.Module):
         image_pixels: int | None = IMAGE_PIXELS,
         symmetries: Sequence[Sequence[Sequence[int]]] | None = None,
         symmetry_mode: str = "average",
+        column_head: bool = False,
     ) -> None:
         super().__init__()
         self.symmetries = (
@@ -612,7 +666,10 @@ class ActorCritic(nn.Module):
             if symmetries
             else None
         )
-        self.shared = pick_encoder(observation_space, encoder, where) == "cnn"
+        kind = pick_encoder(observation_space, encoder, where)
+        if column_head and (why := column_head_fits(observation_space, action_space, kind)):
+            raise ConfigError(f"{where or 'model'}: {why}")
+        self.shared = kind == "cnn"
         if self.shared:
             self.torso, feature_dim = make_encoder(
                 observation_space, where=where, encoder="cnn", image_pixels=image_pixels
@@ -621,7 +678,12 @@ class ActorCritic(nn.Module):
             encoder_args = (observation_space, hidden_sizes, nn.Tanh, where, encoder)
             self.actor_body, feature_dim = make_encoder(*encoder_args)
             self.critic_body, _ = make_encoder(*encoder_args)
-        self.actor_head = make_action_head(action_space, feature_dim, where)
+        self.column_head = column_head
+        self.actor_head = (
+            ColumnHead(feature_dim, action_space, self.actor_body)
+            if column_head
+            else make_action_head(action_space, feature_dim, where)
+        )
         self.critic_head = layer_init(nn.Linear(feature_dim, 1), std=1.0)
 
     def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -629,6 +691,12 @@ class ActorCritic(nn.Module):
             features = self.torso(obs)
             return features, features
         return self.actor_body(obs), self.critic_body(obs)
+
+    def _logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """The column head's logits (what the network sees, as `_features` takes)."""
+        windows = self.actor_body.window_features(obs)
+        features = self.actor_body.body(windows.flatten(1))
+        return self.actor_head.column_logits(features, windows)
 
     def get_value(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
         sym = self.symmetries
@@ -655,14 +723,19 @@ class ActorCritic(nn.Module):
     ) -> tuple[Distribution, torch.Tensor]:
         sym = self.symmetries
         x, weights = (obs, None) if sym is None else sym.inputs(obs)
-        actor_features, critic_features = self._features(x)
-        value = self.critic_head(critic_features).squeeze(-1)
-        if sym is None:
-            return self.actor_head(actor_features, action_mask), value
-        # Symmetries are Discrete-only, so the head is a CategoricalHead.
-        logits = sym.logits(self.actor_head.logits(actor_features), weights)
-        dist = MaskedCategorical(logits, action_mask, self.actor_head.start)
-        return dist, sym.values(value, weights)
+        if self.column_head:
+            logits = self._logits(x)
+            value = self.critic_head(self.critic_body(x)).squeeze(-1)
+        else:
+            actor_features, critic_features = self._features(x)
+            value = self.critic_head(critic_features).squeeze(-1)
+            if sym is None:
+                return self.actor_head(actor_features, action_mask), value
+            # Symmetries are Discrete-only, so the head is a CategoricalHead.
+            logits = self.actor_head.logits(actor_features)
+        if sym is not None:
+            logits, value = sym.logits(logits, weights), sym.values(value, weights)
+        return MaskedCategorical(logits, action_mask, self.actor_head.start), value
 
     def act(
         self,

@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from league.algos import make_algorithm
+from league.errors import ConfigError
 from league.models import (
     ActorCritic,
     BoardCNN,
@@ -201,6 +202,37 @@ def test_board_cnn_sees_a_pattern_anywhere_on_the_board():
     assert board(left).shape == (2, 16)
 
 
+def test_a_column_head_scores_each_column_from_the_windows_over_it():
+    # One layer scores every window's columns, so the same cells seen by the window
+    # over columns 0-3 and by the one over columns 1-4 give the same scores, one
+    # column apart; the hidden layers' logits, which see the whole board, are added.
+    space = spaces.Box(0, 1, (6, 7, 2), np.int8)
+    model = ActorCritic(space, spaces.Discrete(7), (16,), encoder="board", column_head=True)
+    head, board = model.actor_head, model.actor_body
+    torch.nn.init.normal_(head.window.weight)  # as if trained: not the near-zero init
+    left, right = torch.zeros(1, 6, 7, 2), torch.zeros(1, 6, 7, 2)
+    left[0, 5, 0:3, 0] = 1  # three in the bottom row, columns 0-2
+    right[0, 5, 1:4, 0] = 1  # the same, one column to the right
+    scores_left = head.window(board.window_features(left))[0]  # (windows, 4)
+    scores_right = head.window(board.window_features(right))[0]
+    # 3x4 windows, row-major: window 8 is rows 2-5, columns 0-3; window 9 columns 1-4.
+    torch.testing.assert_close(scores_left[8], scores_right[9])
+    # Window w's score for its b-th column goes to board column (w % 4) + b, and only there.
+    for w in range(12):
+        for b in range(4):
+            row = head.scatter[w * 4 + b]
+            assert row.sum() == 1 and row[w % 4 + b] == 1
+    # The logits are the hidden layers' plus the window scores summed per column.
+    windows = board.window_features(left)
+    expected = head.logits(board.body(windows.flatten(1))) + scores_left.flatten() @ head.scatter
+    dist, _ = model._dist_and_value(left, None)
+    torch.testing.assert_close(dist.logits, torch.log_softmax(expected, -1))
+    with pytest.raises(ConfigError, match="column_head=True needs encoder='board'"):
+        ActorCritic(space, spaces.Discrete(7), column_head=True)
+    with pytest.raises(ConfigError, match=r"one Discrete move per board column \(7\)"):
+        ActorCritic(space, spaces.Discrete(42), encoder="board", column_head=True)
+
+
 def test_cnn_scales_uint8_pixels():
     space = spaces.Box(0, 255, (36, 36, 1), np.uint8)
     model = ActorCritic(space, spaces.Discrete(2))
@@ -299,3 +331,25 @@ def test_large_frames_are_downsampled_inside_the_encoder_unless_asked_not_to():
     assert params[0] < params[1] / 20  # 0.6M instead of 19M weights
     atari = ActorCritic(spaces.Box(0, 255, (84, 84, 3), np.uint8), spaces.Discrete(3))
     assert not atari.torso.image.resize  # 84 x 84 frames are left as they are
+
+
+def test_a_column_head_that_cannot_work_is_refused_before_training():
+    from league.config import TrainConfig
+    from league.training.plan import EnvInfo, make_plan
+    from league.training.population import Population
+
+    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
+    columns = {"algo": "ppo", "column_head": True}
+    # Connect four's preset gives the learners the board CNN: the column head fits, and the
+    # six stack into one population with one trunk, as the preset's learners do.
+    plan = make_plan(TrainConfig(policies=[columns] * 6), connect_four, cores=2)
+    assert all(s.config["encoder"] == "board" and s.config["column_head"] for s in plan.learners)
+    built = Population(plan.learners, connect_four, share_trunk=True, trunk_update="sum")
+    assert built.describe().startswith("learners: 6 stacked, one trunk (sum)")
+    # Without the preset the encoder is the MLP, which has no windows to score columns.
+    with pytest.raises(ConfigError, match="policy 'ppo0': column_head=True needs encoder='board'"):
+        make_plan(TrainConfig(policies=[columns], preset=False), connect_four, cores=2)
+    # Tic-tac-toe's moves name cells, not columns.
+    tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
+    with pytest.raises(ConfigError, match=r"one Discrete move per board column \(3\), not Disc"):
+        make_plan(TrainConfig(policies=[{**columns, "encoder": "board"}]), tictactoe, cores=2)

@@ -94,10 +94,12 @@ def test_board_encoders_symmetries_and_continuous_actions_stack_exactly_too():
     continuous = spaces.Box(-1.0, 1.0, (2,), np.float32)
     vector = spaces.Box(-5.0, 5.0, (10,), np.float32)
     mirror = as_config(env_symmetries("connect_four_v3", BOARD, ACTIONS))
-    cases = [(BOARD, ACTIONS, board), (vector, continuous, CONFIGS)]
+    columns = [{**c, "column_head": True} for c in board]
+    cases = [(BOARD, ACTIONS, board), (vector, continuous, CONFIGS), (BOARD, ACTIONS, columns)]
     for mode in ("canonical", "average"):
-        symmetric = [{**c, "symmetries": mirror, "symmetry_mode": mode} for c in board]
-        cases.append((BOARD, ACTIONS, symmetric))
+        for configs in (board, columns):
+            symmetric = [{**c, "symmetries": mirror, "symmetry_mode": mode} for c in configs]
+            cases.append((BOARD, ACTIONS, symmetric))
     for obs_space, action_space, configs in cases:
         stack = StackedPPO(obs_space, action_space, configs, seeds=SEEDS)
         alone = [
@@ -145,11 +147,15 @@ def test_member_state_round_trips_through_a_separate_ppo():
     assert other.hyperparameters(2)["learning_rate"] == CONFIGS[1]["learning_rate"]
 
 
-def test_the_bank_acts_as_each_policy_would_alone():
+COLUMNS = [{**c, "encoder": "board", "column_head": True} for c in CONFIGS]
+
+
+@pytest.mark.parametrize("configs", [CONFIGS, COLUMNS], ids=["mlp", "column_head"])
+def test_the_bank_acts_as_each_policy_would_alone(configs: list[dict]):
     rng = np.random.default_rng(3)
-    stack = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=SEEDS)
+    stack = StackedPPO(BOARD, ACTIONS, configs, seeds=SEEDS)
     stack.learn({m: _batch(rng) for m in range(3)})
-    alone = [PPO(BOARD, ACTIONS, c, seed=s) for c, s in zip(CONFIGS, SEEDS, strict=True)]
+    alone = [PPO(BOARD, ACTIONS, c, seed=s) for c, s in zip(configs, SEEDS, strict=True)]
     for m in range(3):
         alone[m].load_state_dict(stack.member_state_dict(m))
     bank = PolicyBank(stack, capacity=2)

@@ -64,6 +64,9 @@ class PPOConfig:
     # these views (league.symmetry); the trainer fills them in with symmetries=True or None
     symmetries: Symmetries | None = None
     symmetry_mode: str = "average"  # average | canonical: how (docs/algorithms.md)
+    # Board CNN, moves that name a column: also score each column from every window over
+    # it, one set of weights for the whole board (docs/algorithms.md)
+    column_head: bool = False
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -96,6 +99,7 @@ class PPO(Algorithm):
             self.config.image_pixels,
             self.config.symmetries,
             self.config.symmetry_mode,
+            self.config.column_head,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

@@ -55,6 +55,7 @@ from league.models import (
     ActorCritic,
     BoardCNN,
     CategoricalHead,
+    ColumnHead,
     DiagGaussian,
     FactorisedCategorical,
     FactorisedHead,
@@ -78,6 +79,7 @@ SHARED = (
     "target_kl",
     "symmetries",
     "symmetry_mode",
+    "column_head",
 )
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
 # What a shared trunk shares: the actor's and critic's encoders and hidden layers. The
@@ -134,8 +136,9 @@ def _run(
             gathered = x.reshape(members, rows, -1)[:, :, module.windows].float()
             cells["board"] = gathered.flatten(1, 2)  # (M, rows * windows, cells per window)
         conv = _run(module.conv, params, prefix + "conv.", cells["board"])
-        features = torch.relu(conv).reshape(members, rows, -1)
-        return _run(module.body, params, prefix + "body.", features)
+        windows = torch.relu(conv)  # (M, rows * windows, BOARD_CHANNELS)
+        cells[prefix] = windows  # for a column head over this board CNN
+        return _run(module.body, params, prefix + "body.", windows.reshape(members, rows, -1))
     raise TypeError(f"{type(module).__name__} has no stacked form")
 
 
@@ -147,12 +150,18 @@ def _dist(
     mask,
     sym: Symmetries | None = None,
     weights: torch.Tensor | None = None,
+    windows: torch.Tensor | None = None,
 ):
     """The action distribution over all M x B rows (flattened member-major); with
-    symmetries (Discrete only, so a CategoricalHead) the logits are mapped back first."""
+    symmetries (Discrete only, so a CategoricalHead or ColumnHead) the logits are mapped
+    back first. A ColumnHead also reads the actor's board-CNN `windows`."""
     flat_mask = None if mask is None else mask.flatten(0, 1)
-    if isinstance(head, CategoricalHead):
+    if isinstance(head, (CategoricalHead, ColumnHead)):
         logits = _run(head.logits, params, prefix + "logits.", features)
+        if isinstance(head, ColumnHead):
+            # (M, rows * windows, k) window scores, added into the columns they cover.
+            scores = _run(head.window, params, prefix + "window.", windows)
+            logits = logits + scores.reshape(*logits.shape[:2], -1) @ head.scatter
         if sym is not None:
             logits = sym.logits(logits, weights)
         return MaskedCategorical(logits.flatten(0, 1), flat_mask, head.start)
@@ -177,7 +186,8 @@ def dist_and_value(
     x, weights = (obs, None) if sym is None else sym.inputs(obs, lead=2)
     cells: dict[str, torch.Tensor] = {}
     actor = _run(template.actor_body, params, "actor_body.", x, cells)
-    dist = _dist(template.actor_head, params, "actor_head.", actor, mask, sym, weights)
+    windows = cells.get("actor_body.")
+    dist = _dist(template.actor_head, params, "actor_head.", actor, mask, sym, weights, windows)
     return dist, _values(template, params, x, weights, cells)
 
 

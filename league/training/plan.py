@@ -28,7 +28,7 @@ from league.algos import ALGORITHMS
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
-from league.models import pick_encoder
+from league.models import column_head_fits, pick_encoder
 from league.presets import apply_preset
 from league.roles import ALPHASTAR_ROLES
 from league.symmetry import as_config, env_symmetries
@@ -525,6 +525,10 @@ def _spec(
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
+    if algo_config.get("column_head"):
+        kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
+        if why := column_head_fits(obs_space, action_space, kind):
+            raise ConfigError(f"policy {entry['id']!r}: {why}")
     if "symmetries" not in algo_config and config.symmetries:
         _add_symmetries(config, env, entry, algo_config, required="symmetries" not in soft)
     device = policy_device(index, override=config.device)
