@@ -183,10 +183,17 @@ class TrainConfig:
         "boards) or ``cnn`` (docs/algorithms.md). Default: the env's preset (``board`` on "
         "connect four), else each learner's own (``auto``).",
     )
+    column_head: bool | None = option(
+        None,
+        "Give every PPO learner with the board CNN a column head: each column's logit also "
+        "scored from every 4x4 window over it, one set of weights for the whole board "
+        "(docs/algorithms.md). Needs one Discrete move per board column (connect four); "
+        "refused before training otherwise. Default: the env's preset, else off.",
+    )
     preset: bool = option(
         True,
         "Fill the options a preset covers (encoder, symmetries, ent_coef, share_trunk, "
-        "trunk_update) that are left "
+        "trunk_update, column_head) that are left "
         "unset from the env's preset, measured to train a stronger league on that env "
         "(docs/training.md; the run prints what it filled). False: the library-wide defaults.",
     )

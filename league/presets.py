@@ -25,7 +25,14 @@ from league.errors import ConfigError
 
 # What a preset may fill: the learners' model and loss options whose default is None.
 # Budgets, env counts and workers depend on the machine: the planner chooses those.
-PRESET_OPTIONS = ("encoder", "symmetries", "ent_coef", "share_trunk", "trunk_update")
+PRESET_OPTIONS = (
+    "encoder",
+    "symmetries",
+    "ent_coef",
+    "share_trunk",
+    "trunk_update",
+    "column_head",
+)
 
 
 @dataclass(frozen=True)

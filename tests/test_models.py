@@ -353,3 +353,30 @@ def test_a_column_head_that_cannot_work_is_refused_before_training():
     tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
     with pytest.raises(ConfigError, match=r"one Discrete move per board column \(3\), not Disc"):
         make_plan(TrainConfig(policies=[{**columns, "encoder": "board"}]), tictactoe, cores=2)
+
+
+def test_the_run_wide_column_head_reaches_every_ppo_learner_that_can_have_it():
+    from league.config import TrainConfig
+    from league.presets import register_preset, unregister_preset
+    from league.training.plan import EnvInfo, make_plan
+
+    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
+    plan = make_plan(TrainConfig(column_head=True), connect_four, cores=2)
+    spelled = make_plan(
+        TrainConfig(policies=[{"algo": "ppo", "column_head": True}] * 6), connect_four, cores=2
+    )
+    assert [s.config for s in plan.learners] == [s.config for s in spelled.learners]
+    # Asked for, it is refused where it cannot work, with the reason.
+    with pytest.raises(ConfigError, match="policy 'p0' cannot have it: column_head=True needs"):
+        make_plan(TrainConfig(column_head=True, preset=False), connect_four, cores=2)
+    with pytest.raises(ConfigError, match="algorithm 'a2c' has no column_head option"):
+        make_plan(TrainConfig(column_head=True, policies=["ppo", "a2c"]), connect_four, cores=2)
+    # Filled by a preset, it goes where it fits and nowhere else: tic-tac-toe's moves name cells.
+    tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
+    register_preset("tictactoe_v3", {"encoder": "board", "column_head": True})
+    try:
+        quiet = make_plan(TrainConfig(), tictactoe, cores=2)
+    finally:
+        unregister_preset("tictactoe_v3")
+    assert quiet.learners[0].config["encoder"] == "board"
+    assert "column_head" not in quiet.learners[0].config

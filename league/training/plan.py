@@ -525,6 +525,8 @@ def _spec(
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
+    if config.column_head and "column_head" not in algo_config:
+        _add_column_head(entry, obs_space, action_space, algo_config, "column_head" not in soft)
     if algo_config.get("column_head"):
         kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
         if why := column_head_fits(obs_space, action_space, kind):
@@ -544,6 +546,27 @@ def _spec(
         index=index,
         league_role=entry.get("league_role", "learner"),
     )
+
+
+def _add_column_head(
+    entry: dict[str, Any],
+    obs_space: gym_spaces.Space,
+    action_space: gym_spaces.Space,
+    algo_config: dict[str, Any],
+    required: bool,
+) -> None:
+    """Give a learner the column head (TrainConfig.column_head); one that cannot have it is
+    refused when it is `required` (asked for, not filled by a preset), else left without."""
+    why = None
+    if not _takes(entry, "column_head"):
+        why = f"algorithm {entry['algo']!r} has no column_head option (PPO has)"
+    else:
+        kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
+        why = column_head_fits(obs_space, action_space, kind)
+    if why is None:
+        algo_config["column_head"] = True
+    elif required:
+        raise ConfigError(f"column_head=True but policy {entry['id']!r} cannot have it: {why}")
 
 
 def _add_symmetries(
