@@ -519,23 +519,22 @@ class ColumnHead(nn.Module):
         scores = self.window(windows).flatten(-2)  # (B, windows * k)
         return self.logits(features) + scores @ self.scatter
 
-    def forward(
-        self, features: torch.Tensor, windows: torch.Tensor, action_mask: torch.Tensor | None
-    ) -> Distribution:
-        return MaskedCategorical(self.column_logits(features, windows), action_mask, self.start)
-
 
 def column_head_fits(
     observation_space: spaces.Space, action_space: spaces.Space, encoder: str
 ) -> str | None:
-    """Why `column_head=True` cannot work for these spaces and encoder; None if it can."""
+    """Why `column_head=True` cannot work for these spaces and encoder (a sentence that
+    follows "column_head=True"); None if it can."""
     if encoder != "board":
-        return f"column_head=True needs encoder='board' (this learner's encoder is {encoder!r})"
+        return (
+            f"needs encoder='board', not {encoder!r}: give the learner encoder='board' "
+            "or leave column_head off"
+        )
     width = observation_space.shape[1]
     if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != width:
         return (
-            f"column_head=True needs one Discrete move per board column ({width}), "
-            f"not {action_space}; set column_head=False"
+            f"needs one Discrete move per board column ({width}), not {action_space}: "
+            "leave column_head off"
         )
     return None
 
@@ -668,7 +667,7 @@ class ActorCritic(nn.Module):
         )
         kind = pick_encoder(observation_space, encoder, where)
         if column_head and (why := column_head_fits(observation_space, action_space, kind)):
-            raise ConfigError(f"{where or 'model'}: {why}")
+            raise ConfigError(f"{where or 'model'}: column_head=True {why}")
         self.shared = kind == "cnn"
         if self.shared:
             self.torso, feature_dim = make_encoder(

@@ -227,7 +227,7 @@ def test_a_column_head_scores_each_column_from_the_windows_over_it():
     expected = head.logits(board.body(windows.flatten(1))) + scores_left.flatten() @ head.scatter
     dist, _ = model._dist_and_value(left, None)
     torch.testing.assert_close(dist.logits, torch.log_softmax(expected, -1))
-    with pytest.raises(ConfigError, match="column_head=True needs encoder='board'"):
+    with pytest.raises(ConfigError, match="column_head=True needs encoder='board', not 'mlp'"):
         ActorCritic(space, spaces.Discrete(7), column_head=True)
     with pytest.raises(ConfigError, match=r"one Discrete move per board column \(7\)"):
         ActorCritic(space, spaces.Discrete(42), encoder="board", column_head=True)
@@ -367,7 +367,9 @@ def test_the_run_wide_column_head_reaches_every_ppo_learner_that_can_have_it():
     )
     assert [s.config for s in plan.learners] == [s.config for s in spelled.learners]
     # Asked for, it is refused where it cannot work, with the reason.
-    with pytest.raises(ConfigError, match="policy 'p0' cannot have it: column_head=True needs"):
+    with pytest.raises(
+        ConfigError, match="policy 'p0' cannot have it: the column head needs encoder="
+    ):
         make_plan(TrainConfig(column_head=True, preset=False), connect_four, cores=2)
     with pytest.raises(ConfigError, match="algorithm 'a2c' has no column_head option"):
         make_plan(TrainConfig(column_head=True, policies=["ppo", "a2c"]), connect_four, cores=2)

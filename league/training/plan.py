@@ -530,7 +530,7 @@ def _spec(
     if algo_config.get("column_head"):
         kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
         if why := column_head_fits(obs_space, action_space, kind):
-            raise ConfigError(f"policy {entry['id']!r}: {why}")
+            raise ConfigError(f"policy {entry['id']!r}: column_head=True {why}")
     if "symmetries" not in algo_config and config.symmetries:
         _add_symmetries(config, env, entry, algo_config, required="symmetries" not in soft)
     device = policy_device(index, override=config.device)
@@ -557,12 +557,12 @@ def _add_column_head(
 ) -> None:
     """Give a learner the column head (TrainConfig.column_head); one that cannot have it is
     refused when it is `required` (asked for, not filled by a preset), else left without."""
-    why = None
     if not _takes(entry, "column_head"):
         why = f"algorithm {entry['algo']!r} has no column_head option (PPO has)"
     else:
         kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
         why = column_head_fits(obs_space, action_space, kind)
+        why = why and f"the column head {why}"
     if why is None:
         algo_config["column_head"] = True
     elif required:
