@@ -525,12 +525,7 @@ def _spec(
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
-    if config.column_head and "column_head" not in algo_config:
-        _add_column_head(entry, obs_space, action_space, algo_config, "column_head" not in soft)
-    if algo_config.get("column_head"):
-        kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
-        if why := column_head_fits(obs_space, action_space, kind):
-            raise ConfigError(f"policy {entry['id']!r}: column_head=True {why}")
+    _column_head(config, entry, obs_space, action_space, algo_config, soft)
     if "symmetries" not in algo_config and config.symmetries:
         _add_symmetries(config, env, entry, algo_config, required="symmetries" not in soft)
     device = policy_device(index, override=config.device)
@@ -548,24 +543,31 @@ def _spec(
     )
 
 
-def _add_column_head(
+def _column_head(
+    config: TrainConfig,
     entry: dict[str, Any],
     obs_space: gym_spaces.Space,
     action_space: gym_spaces.Space,
     algo_config: dict[str, Any],
-    required: bool,
+    soft: Collection[str],
 ) -> None:
-    """Give a learner the column head (TrainConfig.column_head); one that cannot have it is
-    refused when it is `required` (asked for, not filled by a preset), else left without."""
-    if not _takes(entry, "column_head"):
+    """Check a learner's own column head, or give it the run-wide one
+    (TrainConfig.column_head). One that cannot work is refused before training; the
+    run-wide one filled by a preset is left off the learners it does not fit."""
+    own = "column_head" in algo_config
+    if not (algo_config["column_head"] if own else config.column_head):
+        return
+    if not own and not _takes(entry, "column_head"):
         why = f"algorithm {entry['algo']!r} has no column_head option (PPO has)"
     else:
         kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
-        why = column_head_fits(obs_space, action_space, kind)
-        why = why and f"the column head {why}"
-    if why is None:
+        problem = column_head_fits(obs_space, action_space, kind)
+        if own and problem:
+            raise ConfigError(f"policy {entry['id']!r}: column_head=True {problem}")
+        why = problem and f"the column head {problem}"
+    if not why:
         algo_config["column_head"] = True
-    elif required:
+    elif "column_head" not in soft:
         raise ConfigError(f"column_head=True but policy {entry['id']!r} cannot have it: {why}")
 
 
