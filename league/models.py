@@ -214,42 +214,66 @@ class BoardCNN(nn.Module):
     features each), then the MLP: the window sees every line of four, so a
     pattern learnt in one place is recognised everywhere on the board.
 
+    With `support`, each window also reads the row under it: that row's cells and
+    whether they are on the board (under the bottom row they are not). In a
+    gravity game (connect four) a window then knows which of its empty cells a
+    piece can drop into next, which a 4x4 window cannot see for its bottom row.
+
     The convolution is a gather of each window's cells and one matrix product
     (the same weights as a `Conv2d`, 2-3x faster on the 1-16 boards acted at a
     time). Values are used as they are: board planes are 0/1, not pixels.
     """
 
     def __init__(
-        self, space: spaces.Box, hidden_sizes: Sequence[int], activation: type[nn.Module]
+        self,
+        space: spaces.Box,
+        hidden_sizes: Sequence[int],
+        activation: type[nn.Module],
+        support: bool = False,
     ) -> None:
         super().__init__()
         height, width, channels = space.shape
         k = min(BOARD_KERNEL, height, width)
-        windows = [
-            [
-                ((i + a) * width + (j + b)) * channels + c
-                for a in range(k)
-                for b in range(k)
-                for c in range(channels)
-            ]
-            for i in range(height - k + 1)
-            for j in range(width - k + 1)
-        ]
-        # (windows, k*k*channels) indices into the flattened (H, W, C) board.
+        # Gathered from the flattened (H, W, C) board followed by two constants, 1 and 0:
+        # the row under the board reads 0 for its pieces and 0 for "on the board".
+        one, zero = height * width * channels, height * width * channels + 1
+
+        def cell(row: int, col: int) -> list[int]:
+            return [(row * width + col) * channels + c for c in range(channels)]
+
+        def support_cells(row: int, col: int) -> list[int]:
+            if row < height:
+                return [*cell(row, col), one]
+            return [zero] * (channels + 1)
+
+        windows = []
+        for i in range(height - k + 1):
+            for j in range(width - k + 1):
+                window = [x for a in range(k) for b in range(k) for x in cell(i + a, j + b)]
+                if support:
+                    window += [x for b in range(k) for x in support_cells(i + k, j + b)]
+                windows.append(window)
+        # (windows, cells per window) indices into the flattened board and the constants.
         self.register_buffer("windows", torch.tensor(windows), persistent=False)
         # The leftmost board column of each window, in the order of `windows`.
         self.window_columns = [j for _ in range(height - k + 1) for j in range(width - k + 1)]
-        self.kernel, self.columns = k, width
-        self.conv = layer_init(nn.Linear(k * k * channels, BOARD_CHANNELS))
+        self.kernel, self.columns, self.support = k, width, support
+        self.conv = layer_init(nn.Linear(len(windows[0]), BOARD_CHANNELS))
         flat = BOARD_CHANNELS * len(windows)
         self.body = mlp(flat, hidden_sizes, activation)
         self.out_dim = hidden_sizes[-1] if hidden_sizes else flat
 
+    def gather(self, flat: torch.Tensor) -> torch.Tensor:
+        """(..., windows, cells per window) floats from flattened boards (..., H*W*C)."""
+        # Gathered before the cast to float: the same values, fewer bytes moved (int8 boards).
+        if self.support:
+            constants = flat.new_tensor([1, 0]).expand(*flat.shape[:-1], 2)
+            flat = torch.cat([flat, constants], -1)
+        return flat[..., self.windows].float()
+
     def window_features(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, windows, BOARD_CHANNELS): the convolution's output, window by window."""
-        # Gathered before the cast to float: the same values, fewer bytes moved (int8 boards).
-        cells = obs.reshape(obs.shape[0], -1)[:, self.windows].float()
-        return torch.relu(self.conv(cells))
+        return torch.relu(self.conv(self.gather(obs.reshape(obs.shape[0], -1))))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body(self.window_features(obs).flatten(1))
@@ -286,9 +310,11 @@ def make_encoder(
     where: str | None = None,
     encoder: str = "auto",
     image_pixels: int | None = IMAGE_PIXELS,
+    board_support: bool = False,
 ) -> tuple[nn.Module, int]:
     """Build the observation encoder for `space`: returns (module, feature size).
-    Image frames of more than `image_pixels` pixels are downsampled first."""
+    Image frames of more than `image_pixels` pixels are downsampled first;
+    `board_support` gives a board CNN's windows the row under them (BoardCNN)."""
     supported = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
     if not isinstance(space, supported):
         raise unsupported_space("observation", space, SUPPORTED_OBSERVATIONS, where)
@@ -297,7 +323,7 @@ def make_encoder(
         cnn = NatureCNN(space, image_pixels)
         return cnn, cnn.out_dim
     if kind == "board":
-        board = BoardCNN(space, hidden_sizes, activation)
+        board = BoardCNN(space, hidden_sizes, activation, board_support)
         return board, board.out_dim
     vector = VectorObservation(space)
     body = mlp(vector.out_dim, hidden_sizes, activation)
@@ -658,6 +684,7 @@ class ActorCritic(nn.Module):
         symmetries: Sequence[Sequence[Sequence[int]]] | None = None,
         symmetry_mode: str = "average",
         column_head: bool = False,
+        board_support: bool = False,
     ) -> None:
         super().__init__()
         self.symmetries = (
@@ -668,13 +695,26 @@ class ActorCritic(nn.Module):
         kind = pick_encoder(observation_space, encoder, where)
         if column_head and (why := column_head_fits(observation_space, action_space, kind)):
             raise ConfigError(f"{where or 'model'}: column_head=True {why}")
+        if board_support and kind != "board":
+            raise ConfigError(
+                f"{where or 'model'}: board_support=True needs encoder='board', not {kind!r}: "
+                "give the learner encoder='board' or leave board_support off"
+            )
         self.shared = kind == "cnn"
         if self.shared:
             self.torso, feature_dim = make_encoder(
                 observation_space, where=where, encoder="cnn", image_pixels=image_pixels
             )
         else:
-            encoder_args = (observation_space, hidden_sizes, nn.Tanh, where, encoder)
+            encoder_args = (
+                observation_space,
+                hidden_sizes,
+                nn.Tanh,
+                where,
+                encoder,
+                image_pixels,
+                board_support,
+            )
             self.actor_body, feature_dim = make_encoder(*encoder_args)
             self.critic_body, _ = make_encoder(*encoder_args)
         self.column_head = column_head

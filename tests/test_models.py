@@ -202,6 +202,33 @@ def test_board_cnn_sees_a_pattern_anywhere_on_the_board():
     assert board(left).shape == (2, 16)
 
 
+def test_board_support_lets_a_window_see_which_of_its_cells_can_be_played():
+    # A 4x4 window cannot tell whether an empty cell in its bottom row has a piece
+    # under it; with board_support it also reads the row under it, and under the
+    # board's bottom row it reads "off the board", which no empty row looks like.
+    space = spaces.Box(0, 1, (6, 7, 2), np.int8)
+    plain = BoardCNN(space, (16,), torch.nn.Tanh)
+    board = BoardCNN(space, (16,), torch.nn.Tanh, support=True)
+    assert board.windows.shape == (12, 4 * 4 * 2 + 4 * 3)  # the same 3x4 windows
+    supported, hanging = torch.zeros(1, 6, 7, 2, dtype=torch.int8), torch.zeros(1, 6, 7, 2)
+    supported[0, 4, 0, 1] = 1  # a piece under column 0 of the window over rows 0-3
+    cells, hanging_cells = board.gather(supported.flatten(1)), board.gather(hanging.flatten(1))
+    assert cells.dtype == torch.float32
+    # Window 0 (rows 0-3, columns 0-3): its own 32 cells are empty either way...
+    torch.testing.assert_close(cells[0, 0, :32], hanging_cells[0, 0, :32])
+    torch.testing.assert_close(cells[0, 0, :32], plain.gather(supported.flatten(1))[0, 0])
+    # ...and the row under it (row 4) tells them apart: (pieces, pieces, on board) per cell.
+    assert cells[0, 0, 32:35].tolist() == [0, 1, 1]
+    assert hanging_cells[0, 0, 32:35].tolist() == [0, 0, 1]
+    # Windows 8-11 sit on the bottom row: under them nothing is on the board.
+    assert cells[0, 8:, 32:].abs().sum() == 0 and cells[0, :8, 34::3].eq(1).all()
+    model = ActorCritic(space, spaces.Discrete(7), (16,), encoder="board", board_support=True)
+    dist, value = model._dist_and_value(supported, None)
+    assert dist.logits.shape == (1, 7) and value.shape == (1,)
+    with pytest.raises(ConfigError, match="board_support=True needs encoder='board', not 'mlp'"):
+        ActorCritic(space, spaces.Discrete(7), board_support=True)
+
+
 def test_a_column_head_scores_each_column_from_the_windows_over_it():
     # One layer scores every window's columns, so the same cells seen by the window
     # over columns 0-3 and by the one over columns 1-4 give the same scores, one

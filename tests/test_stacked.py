@@ -95,9 +95,10 @@ def test_board_encoders_symmetries_and_continuous_actions_stack_exactly_too():
     vector = spaces.Box(-5.0, 5.0, (10,), np.float32)
     mirror = as_config(env_symmetries("connect_four_v3", BOARD, ACTIONS))
     columns = [{**c, "column_head": True} for c in board]
+    support = [{**c, "board_support": True} for c in board]
     cases = [(BOARD, ACTIONS, board), (vector, continuous, CONFIGS), (BOARD, ACTIONS, columns)]
     for mode in ("canonical", "average"):
-        for configs in (board, columns):
+        for configs in (board, columns, support):
             symmetric = [{**c, "symmetries": mirror, "symmetry_mode": mode} for c in configs]
             cases.append((BOARD, ACTIONS, symmetric))
     for obs_space, action_space, configs in cases:
@@ -148,9 +149,12 @@ def test_member_state_round_trips_through_a_separate_ppo():
 
 
 COLUMNS = [{**c, "encoder": "board", "column_head": True} for c in CONFIGS]
+SUPPORT = [{**c, "encoder": "board", "board_support": True} for c in CONFIGS]
 
 
-@pytest.mark.parametrize("configs", [CONFIGS, COLUMNS], ids=["mlp", "column_head"])
+@pytest.mark.parametrize(
+    "configs", [CONFIGS, COLUMNS, SUPPORT], ids=["mlp", "column_head", "board_support"]
+)
 def test_the_bank_acts_as_each_policy_would_alone(configs: list[dict]):
     rng = np.random.default_rng(3)
     stack = StackedPPO(BOARD, ACTIONS, configs, seeds=SEEDS)

@@ -67,6 +67,9 @@ class PPOConfig:
     # Board CNN, moves that name a column: also score each column from every window over
     # it, one set of weights for the whole board (docs/algorithms.md)
     column_head: bool = False
+    # Board CNN: each window also reads the row under it, so it knows which empty cells a
+    # piece can drop into next in a gravity game (docs/algorithms.md)
+    board_support: bool = False
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -100,6 +103,7 @@ class PPO(Algorithm):
             self.config.symmetries,
             self.config.symmetry_mode,
             self.config.column_head,
+            self.config.board_support,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

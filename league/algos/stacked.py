@@ -80,6 +80,7 @@ SHARED = (
     "symmetries",
     "symmetry_mode",
     "column_head",
+    "board_support",
 )
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
 # What a shared trunk shares: the actor's and critic's encoders and hidden layers. The
@@ -131,9 +132,7 @@ def _run(
         members, rows = x.shape[:2]
         cells = {} if cells is None else cells
         if "board" not in cells:
-            # Gathered before the cast to float: the same values, a quarter of the bytes
-            # moved when the observations are int8.
-            gathered = x.reshape(members, rows, -1)[:, :, module.windows].float()
+            gathered = module.gather(x.reshape(members, rows, -1))
             cells["board"] = gathered.flatten(1, 2)  # (M, rows * windows, cells per window)
         conv = _run(module.conv, params, prefix + "conv.", cells["board"])
         windows = torch.relu(conv)  # (M, rows * windows, BOARD_CHANNELS)
