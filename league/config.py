@@ -190,10 +190,17 @@ class TrainConfig:
         "(docs/algorithms.md). Needs one Discrete move per board column (connect four); "
         "refused before training otherwise. Default: the env's preset, else off.",
     )
+    board_support: bool | None = option(
+        None,
+        "Give every PPO learner with the board CNN windows that also read the row under "
+        "them, so a window sees which empty cells a piece can drop into (gravity games: "
+        "connect four; docs/algorithms.md). Refused before training for a learner without "
+        "the board CNN. Default: the env's preset, else off.",
+    )
     preset: bool = option(
         True,
         "Fill the options a preset covers (encoder, symmetries, ent_coef, share_trunk, "
-        "trunk_update, column_head) that are left "
+        "trunk_update, column_head, board_support) that are left "
         "unset from the env's preset, measured to train a stronger league on that env "
         "(docs/training.md; the run prints what it filled). False: the library-wide defaults.",
     )

@@ -565,6 +565,19 @@ def column_head_fits(
     return None
 
 
+def board_support_fits(
+    observation_space: spaces.Space, action_space: spaces.Space, encoder: str
+) -> str | None:
+    """Why `board_support=True` cannot work with this encoder (a sentence that follows
+    "board_support=True"); None if it can. The spaces are those `column_head_fits` takes."""
+    if encoder != "board":
+        return (
+            f"needs encoder='board', not {encoder!r}: give the learner encoder='board' "
+            "or leave board_support off"
+        )
+    return None
+
+
 def make_action_head(space: spaces.Space, in_dim: int, where: str | None = None) -> nn.Module:
     """Pick the distribution head for an action space."""
     if isinstance(space, spaces.Discrete):
@@ -695,11 +708,8 @@ class ActorCritic(nn.Module):
         kind = pick_encoder(observation_space, encoder, where)
         if column_head and (why := column_head_fits(observation_space, action_space, kind)):
             raise ConfigError(f"{where or 'model'}: column_head=True {why}")
-        if board_support and kind != "board":
-            raise ConfigError(
-                f"{where or 'model'}: board_support=True needs encoder='board', not {kind!r}: "
-                "give the learner encoder='board' or leave board_support off"
-            )
+        if board_support and (why := board_support_fits(observation_space, action_space, kind)):
+            raise ConfigError(f"{where or 'model'}: board_support=True {why}")
         self.shared = kind == "cnn"
         if self.shared:
             self.torso, feature_dim = make_encoder(

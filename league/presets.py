@@ -32,6 +32,7 @@ PRESET_OPTIONS = (
     "share_trunk",
     "trunk_update",
     "column_head",
+    "board_support",
 )
 
 

@@ -382,6 +382,38 @@ def test_a_column_head_that_cannot_work_is_refused_before_training():
         make_plan(TrainConfig(policies=[{**columns, "encoder": "board"}]), tictactoe, cores=2)
 
 
+def test_the_run_wide_board_support_reaches_every_ppo_learner_with_the_board_cnn():
+    from league.config import TrainConfig
+    from league.presets import register_preset, unregister_preset
+    from league.training.plan import EnvInfo, make_plan
+
+    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
+    plan = make_plan(TrainConfig(board_support=True), connect_four, cores=2)
+    spelled = make_plan(
+        TrainConfig(policies=[{"algo": "ppo", "board_support": True}] * 6), connect_four, cores=2
+    )
+    assert [s.config for s in plan.learners] == [s.config for s in spelled.learners]
+    assert all(s.config["board_support"] for s in plan.learners)
+    # Asked for where it cannot work, it is refused with the reason, before training.
+    with pytest.raises(ConfigError, match="'p0' cannot have it: board support needs encoder="):
+        make_plan(TrainConfig(board_support=True, preset=False), connect_four, cores=2)
+    with pytest.raises(ConfigError, match="policy 'ppo0': board_support=True needs encoder="):
+        make_plan(
+            TrainConfig(policies=[{"algo": "ppo", "board_support": True}], preset=False),
+            connect_four,
+            cores=2,
+        )
+    with pytest.raises(ConfigError, match="algorithm 'dqn' has no board_support option"):
+        make_plan(TrainConfig(board_support=True, policies=["ppo", "dqn"]), connect_four, cores=2)
+    # Filled by a preset, it goes only to learners with the board CNN.
+    register_preset("connect_four_v3", {"encoder": "mlp", "board_support": True})
+    try:
+        quiet = make_plan(TrainConfig(), connect_four, cores=2)
+    finally:
+        unregister_preset("connect_four_v3")
+    assert "board_support" not in quiet.learners[0].config
+
+
 def test_the_run_wide_column_head_reaches_every_ppo_learner_that_can_have_it():
     from league.config import TrainConfig
     from league.presets import register_preset, unregister_preset

@@ -28,7 +28,7 @@ from league.algos import ALGORITHMS
 from league.config import TrainConfig
 from league.errors import ConfigError
 from league.manager import LeagueConfig
-from league.models import column_head_fits, pick_encoder
+from league.models import board_support_fits, column_head_fits, pick_encoder
 from league.presets import apply_preset
 from league.roles import ALPHASTAR_ROLES
 from league.symmetry import as_config, env_symmetries
@@ -525,7 +525,8 @@ def _spec(
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
-    _column_head(config, entry, obs_space, action_space, algo_config, soft)
+    for name in BOARD_OPTIONS:
+        _board_option(name, config, entry, obs_space, action_space, algo_config, soft)
     if "symmetries" not in algo_config and config.symmetries:
         _add_symmetries(config, env, entry, algo_config, required="symmetries" not in soft)
     device = policy_device(index, override=config.device)
@@ -543,7 +544,16 @@ def _spec(
     )
 
 
-def _column_head(
+# PPO's board-CNN options that are also run-wide (TrainConfig): what each is called in a
+# refusal, and why it cannot work for a learner (None if it can).
+BOARD_OPTIONS = {
+    "column_head": ("the column head", column_head_fits),
+    "board_support": ("board support", board_support_fits),
+}
+
+
+def _board_option(
+    name: str,
     config: TrainConfig,
     entry: dict[str, Any],
     obs_space: gym_spaces.Space,
@@ -551,24 +561,25 @@ def _column_head(
     algo_config: dict[str, Any],
     soft: Collection[str],
 ) -> None:
-    """Check a learner's own column head, or give it the run-wide one
-    (TrainConfig.column_head). One that cannot work is refused before training; the
-    run-wide one filled by a preset is left off the learners it does not fit."""
-    own = "column_head" in algo_config
-    if not (algo_config["column_head"] if own else config.column_head):
+    """Check a learner's own board option `name` (one of BOARD_OPTIONS), or give it the
+    run-wide one. One that cannot work is refused before training; the run-wide one
+    filled by a preset is left off the learners it does not fit."""
+    own = name in algo_config
+    if not (algo_config[name] if own else getattr(config, name)):
         return
-    if not own and not _takes(entry, "column_head"):
-        why = f"algorithm {entry['algo']!r} has no column_head option (PPO has)"
+    label, fits = BOARD_OPTIONS[name]
+    if not own and not _takes(entry, name):
+        why = f"algorithm {entry['algo']!r} has no {name} option (PPO has)"
     else:
         kind = pick_encoder(obs_space, algo_config.get("encoder", "auto"))
-        problem = column_head_fits(obs_space, action_space, kind)
+        problem = fits(obs_space, action_space, kind)
         if own and problem:
-            raise ConfigError(f"policy {entry['id']!r}: column_head=True {problem}")
-        why = problem and f"the column head {problem}"
+            raise ConfigError(f"policy {entry['id']!r}: {name}=True {problem}")
+        why = problem and f"{label} {problem}"
     if not why:
-        algo_config["column_head"] = True
-    elif "column_head" not in soft:
-        raise ConfigError(f"column_head=True but policy {entry['id']!r} cannot have it: {why}")
+        algo_config[name] = True
+    elif name not in soft:
+        raise ConfigError(f"{name}=True but policy {entry['id']!r} cannot have it: {why}")
 
 
 def _add_symmetries(
