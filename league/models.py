@@ -234,8 +234,9 @@ class BoardCNN(nn.Module):
         super().__init__()
         height, width, channels = space.shape
         k = min(BOARD_KERNEL, height, width)
-        # Gathered from the flattened (H, W, C) board followed by two constants, 1 and 0:
-        # the row under the board reads 0 for its pieces and 0 for "on the board".
+        # Indices into the flattened (H, W, C) board; with support, followed by two
+        # constants, 1 and 0: the row under the board reads 0 for its pieces and for
+        # "on the board", the rows on it read 1 for "on the board".
         one, zero = height * width * channels, height * width * channels + 1
 
         def cell(row: int, col: int) -> list[int]:
@@ -266,9 +267,9 @@ class BoardCNN(nn.Module):
     def gather(self, flat: torch.Tensor) -> torch.Tensor:
         """(..., windows, cells per window) floats from flattened boards (..., H*W*C)."""
         # Gathered before the cast to float: the same values, fewer bytes moved (int8 boards).
-        if self.support:
-            constants = flat.new_tensor([1, 0]).expand(*flat.shape[:-1], 2)
-            flat = torch.cat([flat, constants], -1)
+        if self.support:  # made where `flat` is: no copy from the host on a GPU
+            lead = flat.shape[:-1]
+            flat = torch.cat([flat, flat.new_ones(*lead, 1), flat.new_zeros(*lead, 1)], -1)
         return flat[..., self.windows].float()
 
     def window_features(self, obs: torch.Tensor) -> torch.Tensor:

@@ -222,6 +222,19 @@ def test_board_support_lets_a_window_see_which_of_its_cells_can_be_played():
     assert hanging_cells[0, 0, 32:35].tolist() == [0, 0, 1]
     # Windows 8-11 sit on the bottom row: under them nothing is on the board.
     assert cells[0, 8:, 32:].abs().sum() == 0 and cells[0, :8, 34::3].eq(1).all()
+    # A piece at row 5, column 3 lies under windows 4-7 (rows 1-4), in their cell 3 - j.
+    supported[0, 5, 3, 0] = 1
+    cells = board.gather(supported.flatten(1))
+    for j in range(4):
+        assert cells[0, 4 + j, 32 + 3 * (3 - j)] == 1
+    assert cells[0, 4:8, 32::3].sum() == 4 and cells[0, :4, 32::3].sum() == 0
+    # Without support the windows are the plain 4x4 ones, (H, W, C) order within each.
+    expected = [
+        [((i + a) * 7 + j + b) * 2 + c for a in range(4) for b in range(4) for c in range(2)]
+        for i in range(3)
+        for j in range(4)
+    ]
+    assert plain.windows.tolist() == expected
     model = ActorCritic(space, spaces.Discrete(7), (16,), encoder="board", board_support=True)
     dist, value = model._dist_and_value(supported, None)
     assert dist.logits.shape == (1, 7) and value.shape == (1,)
