@@ -717,17 +717,9 @@ class ActorCritic(nn.Module):
                 observation_space, where=where, encoder="cnn", image_pixels=image_pixels
             )
         else:
-            encoder_args = (
-                observation_space,
-                hidden_sizes,
-                nn.Tanh,
-                where,
-                encoder,
-                image_pixels,
-                board_support,
-            )
-            self.actor_body, feature_dim = make_encoder(*encoder_args)
-            self.critic_body, _ = make_encoder(*encoder_args)
+            encoder_args = (observation_space, hidden_sizes, nn.Tanh, where, encoder)
+            self.actor_body, feature_dim = make_encoder(*encoder_args, board_support=board_support)
+            self.critic_body, _ = make_encoder(*encoder_args, board_support=board_support)
         self.column_head = column_head
         self.actor_head = (
             ColumnHead(feature_dim, action_space, self.actor_body)

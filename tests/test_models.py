@@ -395,57 +395,37 @@ def test_a_column_head_that_cannot_work_is_refused_before_training():
         make_plan(TrainConfig(policies=[{**columns, "encoder": "board"}]), tictactoe, cores=2)
 
 
-def test_the_run_wide_board_support_reaches_every_ppo_learner_with_the_board_cnn():
+@pytest.mark.parametrize(
+    ("name", "label", "other"),
+    [("column_head", "the column head", "a2c"), ("board_support", "board support", "dqn")],
+)
+def test_a_run_wide_board_option_reaches_every_ppo_learner_that_can_have_it(
+    name: str, label: str, other: str
+):
     from league.config import TrainConfig
-    from league.presets import register_preset, unregister_preset
     from league.training.plan import EnvInfo, make_plan
 
     connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
-    plan = make_plan(TrainConfig(board_support=True), connect_four, cores=2)
-    spelled = make_plan(
-        TrainConfig(policies=[{"algo": "ppo", "board_support": True}] * 6), connect_four, cores=2
-    )
+    plan = make_plan(TrainConfig(**{name: True}), connect_four, cores=2)
+    own = {"algo": "ppo", name: True}
+    spelled = make_plan(TrainConfig(policies=[own] * 6), connect_four, cores=2)
     assert [s.config for s in plan.learners] == [s.config for s in spelled.learners]
-    assert all(s.config["board_support"] for s in plan.learners)
+    assert all(s.config[name] for s in plan.learners)
     # Asked for where it cannot work, it is refused with the reason, before training.
-    with pytest.raises(ConfigError, match="'p0' cannot have it: board support needs encoder="):
-        make_plan(TrainConfig(board_support=True, preset=False), connect_four, cores=2)
-    with pytest.raises(ConfigError, match="policy 'ppo0': board_support=True needs encoder="):
-        make_plan(
-            TrainConfig(policies=[{"algo": "ppo", "board_support": True}], preset=False),
-            connect_four,
-            cores=2,
-        )
-    with pytest.raises(ConfigError, match="algorithm 'dqn' has no board_support option"):
-        make_plan(TrainConfig(board_support=True, policies=["ppo", "dqn"]), connect_four, cores=2)
-    # Filled by a preset, it goes only to learners with the board CNN.
-    register_preset("connect_four_v3", {"encoder": "mlp", "board_support": True})
-    try:
-        quiet = make_plan(TrainConfig(), connect_four, cores=2)
-    finally:
-        unregister_preset("connect_four_v3")
-    assert "board_support" not in quiet.learners[0].config
+    with pytest.raises(ConfigError, match=f"policy 'p0' cannot have it: {label} needs encoder="):
+        make_plan(TrainConfig(**{name: True}, preset=False), connect_four, cores=2)
+    with pytest.raises(ConfigError, match=f"policy 'ppo0': {name}=True needs encoder="):
+        make_plan(TrainConfig(policies=[own], preset=False), connect_four, cores=2)
+    with pytest.raises(ConfigError, match=f"algorithm '{other}' has no {name} option"):
+        make_plan(TrainConfig(**{name: True}, policies=["ppo", other]), connect_four, cores=2)
 
 
-def test_the_run_wide_column_head_reaches_every_ppo_learner_that_can_have_it():
+def test_a_board_option_filled_by_a_preset_goes_only_where_it_fits():
     from league.config import TrainConfig
     from league.presets import register_preset, unregister_preset
     from league.training.plan import EnvInfo, make_plan
 
-    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
-    plan = make_plan(TrainConfig(column_head=True), connect_four, cores=2)
-    spelled = make_plan(
-        TrainConfig(policies=[{"algo": "ppo", "column_head": True}] * 6), connect_four, cores=2
-    )
-    assert [s.config for s in plan.learners] == [s.config for s in spelled.learners]
-    # Asked for, it is refused where it cannot work, with the reason.
-    with pytest.raises(
-        ConfigError, match="policy 'p0' cannot have it: the column head needs encoder="
-    ):
-        make_plan(TrainConfig(column_head=True, preset=False), connect_four, cores=2)
-    with pytest.raises(ConfigError, match="algorithm 'a2c' has no column_head option"):
-        make_plan(TrainConfig(column_head=True, policies=["ppo", "a2c"]), connect_four, cores=2)
-    # Filled by a preset, it goes where it fits and nowhere else: tic-tac-toe's moves name cells.
+    # Tic-tac-toe's moves name cells, not columns: the board CNN, no column head.
     tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
     register_preset("tictactoe_v3", {"encoder": "board", "column_head": True})
     try:
@@ -454,3 +434,11 @@ def test_the_run_wide_column_head_reaches_every_ppo_learner_that_can_have_it():
         unregister_preset("tictactoe_v3")
     assert quiet.learners[0].config["encoder"] == "board"
     assert "column_head" not in quiet.learners[0].config
+    # Board support goes only to learners with the board CNN.
+    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
+    register_preset("connect_four_v3", {"encoder": "mlp", "board_support": True})
+    try:
+        quiet = make_plan(TrainConfig(), connect_four, cores=2)
+    finally:
+        unregister_preset("connect_four_v3")
+    assert "board_support" not in quiet.learners[0].config
