@@ -67,3 +67,19 @@ def test_paired_prints_mean_difference_and_t_interval(results: Path, capsys) -> 
 def test_paired_unknown_config_names_the_configs(results: Path) -> None:
     with pytest.raises(SystemExit, match=r"no config 'nope' in the file; it has a, b, c"):
         bench_main(["--table", str(results), "--paired", "a", "nope"])
+
+
+def test_paired_joins_comma_separated_configs_into_one_arm(results: Path, capsys) -> None:
+    """One arm run under two names on different seeds pairs as one; a seed with a line of
+    each name is refused, as two lines of one name are."""
+    lines = results.read_text().replace('"config": "b", "seed": 3', '"config": "b2", "seed": 3')
+    results.write_text(lines)
+    bench_main(["--table", str(results), "--paired", "a", "b,b2"])
+    out = capsys.readouterr().out
+    assert "mean over the 3 seeds both ran" in out
+    assert "| 3 | +0.020 | +0.050 |" in out
+    bench_main(["--table", str(results), "--paired", "a", "b"])
+    assert "mean over the 2 seeds both ran" in capsys.readouterr().out
+    results.write_text(lines + result_line("b2", 1, {"random": 0.9, "lookahead": 0.1}) + "\n")
+    with pytest.raises(SystemExit, match=r"b,b2 has 2 lines for seed 1"):
+        bench_main(["--table", str(results), "--paired", "a", "b,b2"])

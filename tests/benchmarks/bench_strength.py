@@ -132,8 +132,9 @@ def main() -> None:
         metavar=("A", "B"),
         help="with --table: instead of the tables, config A's score minus config B's on every "
         "rung, per seed both ran, and the mean with a 95%% Student t interval; a config is "
-        "every line of that name, whatever its round, as in the tables, and a seed both ran "
-        "must have one line of each",
+        "every line of that name, whatever its round, as in the tables, or of any of several "
+        "names joined by commas (one arm run under a new name on new seeds: u21,u22), and a "
+        "seed both ran must have one line of each",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -239,13 +240,14 @@ def seed_cell(rows: list[dict], rung: str) -> str:
 
 def paired(rows: list[dict], a: str, b: str) -> None:
     """Config `a`'s score minus config `b`'s on every rung, per seed both ran, then the mean
-    difference with a Student t 95% interval over those seeds. Pairing by seed takes out
+    difference with a Student t 95% interval over those seeds. Either may name several
+    configs joined by commas, read as one. Pairing by seed takes out
     what a seed does to both configs, which the across-seeds table still counts."""
     names = list(dict.fromkeys(row["config"] for row in rows))
-    for name in (a, b):
+    for name in (*a.split(","), *b.split(",")):
         if name not in names:
             raise SystemExit(f"--paired: no config {name!r} in the file; it has {', '.join(names)}")
-    mine = {name: [row for row in rows if row["config"] == name] for name in (a, b)}
+    mine = {name: [row for row in rows if row["config"] in name.split(",")] for name in (a, b)}
     seeds = sorted({row["seed"] for row in mine[a]} & {row["seed"] for row in mine[b]})
     if not seeds:
         raise SystemExit(
