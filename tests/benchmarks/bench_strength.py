@@ -241,8 +241,8 @@ def seed_cell(rows: list[dict], rung: str) -> str:
 def paired(rows: list[dict], a: str, b: str) -> None:
     """Config `a`'s score minus config `b`'s on every rung, per seed both ran, then the mean
     difference with a Student t 95% interval over those seeds. Either may name several
-    configs joined by commas, read as one. Pairing by seed takes out
-    what a seed does to both configs, which the across-seeds table still counts."""
+    configs joined by commas, read as one. Pairing by seed takes out what a seed does to
+    both configs, which the across-seeds table still counts."""
     names = list(dict.fromkeys(row["config"] for row in rows))
     for name in (*a.split(","), *b.split(",")):
         if name not in names:
