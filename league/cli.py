@@ -296,13 +296,13 @@ def _eval_ladder(run: Any, policy_id: str, greedy: bool, args: argparse.Namespac
         pad=run.config.pad,
     )
     print(f"{policy_id} ({'greedy' if greedy else 'sampled'}) on the {env.name} ladder:")
-    print("| rung | games | wins | draws | losses | win rate (95% CI) | score |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    print("| rung | games | wins | draws | losses | win rate (95% CI) | score | W/D/L by seat |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |")
     for r in results:
         lo, hi = r.interval()
         print(
             f"| {r.opponent} | {r.games} | {r.wins} | {r.draws} | {r.losses} | "
-            f"{r.win_rate:.3f} ({lo:.3f}-{hi:.3f}) | {r.score:.3f} |"
+            f"{r.win_rate:.3f} ({lo:.3f}-{hi:.3f}) | {r.score:.3f} | {r.seats_text()} |"
         )
     return 0
 

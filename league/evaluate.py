@@ -27,6 +27,9 @@ class EvalResult:
     wins: int
     draws: int
     losses: int
+    # (wins, draws, losses) with `policy` in each seat, in the env's seat order (the first
+    # to move first in a turn-based game): how much of a score is the first move's.
+    by_seat: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def score(self) -> float:
@@ -41,11 +44,16 @@ class EvalResult:
         """Wilson score interval of the win rate (95% by default)."""
         return wilson(self.wins, self.games, z)
 
+    def seats_text(self) -> str:
+        """W/D/L in each seat, e.g. "seat 0: 100/0/0, seat 1: 97/1/2" ("" if unknown)."""
+        return ", ".join(f"seat {i}: {'/'.join(map(str, n))}" for i, n in enumerate(self.by_seat))
+
     def __str__(self) -> str:
         lo, hi = self.interval()
+        seats = f" (W/D/L {self.seats_text()})" if self.by_seat else ""
         return (
             f"{self.policy} vs {self.opponent}: {self.games} games, W {self.wins} "
-            f"D {self.draws} L {self.losses}, win rate {self.win_rate:.3f} "
+            f"D {self.draws} L {self.losses}{seats}, win rate {self.win_rate:.3f} "
             f"(95% CI {lo:.3f}-{hi:.3f}), score {self.score:.3f}"
         )
 
@@ -106,7 +114,7 @@ def play_games(
         started = 0
         for e in range(vec.num_envs):
             game[e], started = (started, started + 1) if started < games else (-1, started)
-        wins = draws = losses = 0
+        outcomes = np.zeros((num_seats, 3), dtype=np.int64)  # W, D, L with policy in seat i
         returns = np.zeros((vec.num_envs, num_seats))
         while (game >= 0).any():
             running = np.flatnonzero(game >= 0)
@@ -137,16 +145,17 @@ def play_games(
                 seat = game[e] % num_seats
                 mine = returns[e, seat]
                 best_other = np.max(np.delete(returns[e], seat))
-                wins += mine > best_other
-                losses += mine < best_other
-                draws += mine == best_other
+                outcomes[seat, 0 if mine > best_other else 2 if mine < best_other else 1] += 1
                 returns[e] = 0.0
                 ply[e] = 0
                 game[e], started = (started, started + 1) if started < games else (-1, started)
     finally:
         vec.close()
-    wins, draws, losses = int(wins), int(draws), int(losses)
-    return EvalResult(policy_name, opponent_name, wins + draws + losses, wins, draws, losses)
+    wins, draws, losses = (int(n) for n in outcomes.sum(axis=0))
+    by_seat = tuple(tuple(int(n) for n in row) for row in outcomes)
+    return EvalResult(
+        policy_name, opponent_name, wins + draws + losses, wins, draws, losses, by_seat
+    )
 
 
 def _seats(vec: Any) -> str:

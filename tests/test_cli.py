@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +86,10 @@ def test_eval_plays_the_whole_ladder(run_dir: Path):
     rows = [line for line in out.stdout.splitlines() if line.startswith("| random")]
     rows += [line for line in out.stdout.splitlines() if line.startswith("| perfect")]
     assert len(rows) == 2 and all("| 10 |" in row for row in rows)
+    for row in rows:  # the last column: W/D/L in each seat, five games in each
+        seats = re.findall(r"seat (\d): (\d+)/(\d+)/(\d+)", row.split("|")[-2])
+        assert [s[0] for s in seats] == ["0", "1"]
+        assert all(sum(map(int, s[1:])) == 5 for s in seats)
 
 
 def test_play_lets_a_person_finish_a_game(run_dir: Path):

@@ -46,6 +46,28 @@ def test_half_the_games_in_each_seat_whatever_finishes_first(num_envs: int):
     )
     assert result.games == 120
     assert counter.first_moves == 60
+    assert [sum(seat) for seat in result.by_seat] == [60, 60]
+    totals = [sum(n) for n in zip(*result.by_seat, strict=True)]
+    assert totals == [result.wins, result.draws, result.losses]
+
+
+class Column:
+    """Connect four: always drop in one column (legal for its first six moves)."""
+
+    def __init__(self, column: int) -> None:
+        self.column = column
+
+    def act(self, obs, action_mask=None):
+        return np.full(len(obs), self.column)
+
+
+def test_results_by_seat_credit_the_seat_that_won():
+    """Column 0 against column 1: whoever moves first stacks four first and wins, so the
+    policy wins every game from seat 0 and loses every game from seat 1."""
+    result = play_games("classic/connect_four-v3", Column(0), Column(1), games=10, num_envs=3)
+    assert result.by_seat == ((5, 0, 0), (0, 0, 5))
+    assert (result.wins, result.draws, result.losses) == (5, 0, 5)
+    assert "(W/D/L seat 0: 5/0/0, seat 1: 0/0/5)" in str(result)
 
 
 def test_rungs_of_an_env_weakest_first_with_registered_ones():

@@ -109,6 +109,7 @@ def child(
                 "score": r.score,
                 "win_rate": r.win_rate,
                 "win_ci": wilson(r.wins, r.games),
+                "by_seat": r.by_seat,
             }
             for r in results
         },
