@@ -420,25 +420,27 @@ def test_a_run_wide_board_option_reaches_every_ppo_learner_that_can_have_it(
         make_plan(TrainConfig(**{name: True}, policies=["ppo", other]), connect_four, cores=2)
 
 
-def test_a_board_option_filled_by_a_preset_goes_only_where_it_fits():
+@pytest.mark.parametrize(
+    ("env_id", "env_name", "encoder", "name"),
+    [
+        # Tic-tac-toe's moves name cells, not columns: the board CNN, no column head.
+        ("classic/tictactoe-v3", "tictactoe_v3", "board", "column_head"),
+        # Board support goes only to learners with the board CNN.
+        ("classic/connect_four-v3", "connect_four_v3", "mlp", "board_support"),
+    ],
+)
+def test_a_board_option_filled_by_a_preset_goes_only_where_it_fits(
+    env_id: str, env_name: str, encoder: str, name: str
+):
     from league.config import TrainConfig
     from league.presets import register_preset, unregister_preset
     from league.training.plan import EnvInfo, make_plan
 
-    # Tic-tac-toe's moves name cells, not columns: the board CNN, no column head.
-    tictactoe = EnvInfo.probe("classic/tictactoe-v3", measure=False)
-    register_preset("tictactoe_v3", {"encoder": "board", "column_head": True})
+    env = EnvInfo.probe(env_id, measure=False)
+    register_preset(env_name, {"encoder": encoder, name: True})
     try:
-        quiet = make_plan(TrainConfig(), tictactoe, cores=2)
+        quiet = make_plan(TrainConfig(), env, cores=2)
     finally:
-        unregister_preset("tictactoe_v3")
-    assert quiet.learners[0].config["encoder"] == "board"
-    assert "column_head" not in quiet.learners[0].config
-    # Board support goes only to learners with the board CNN.
-    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
-    register_preset("connect_four_v3", {"encoder": "mlp", "board_support": True})
-    try:
-        quiet = make_plan(TrainConfig(), connect_four, cores=2)
-    finally:
-        unregister_preset("connect_four_v3")
-    assert "board_support" not in quiet.learners[0].config
+        unregister_preset(env_name)
+    assert quiet.learners[0].config["encoder"] == encoder
+    assert name not in quiet.learners[0].config
