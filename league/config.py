@@ -226,6 +226,12 @@ class TrainConfig:
         "as far per sample as one learner's own network would (docs/training.md). "
         "Default: the env's preset ('sum' on connect four), else 'mean'.",
     )
+    greedy_snapshots: bool = option(
+        False,
+        "Snapshots take their most likely legal action instead of sampling one, so "
+        "learners meet their past selves at their sharpest (the play the ladder "
+        "measures); learners and fixed policies act as before (docs/training.md).",
+    )
     anneal_lr: bool = option(
         False,
         "Lower every learner's learning rate linearly to 0 over the run's budget "

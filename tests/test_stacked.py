@@ -183,6 +183,30 @@ def test_the_bank_acts_as_each_policy_would_alone(configs: list[dict]):
         torch.testing.assert_close(bank_state["model"][name], tensor)
 
 
+def test_greedy_snapshot_rows_take_their_most_likely_action_and_learners_still_sample():
+    rng = np.random.default_rng(5)
+    stack = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=SEEDS)
+    stack.learn({m: _batch(rng) for m in range(3)})
+    bank = PolicyBank(stack, capacity=2)
+    snapshot_row = bank.add_snapshot(1)
+    bank.greedy_snapshots = True
+    frozen = PPO(BOARD, ACTIONS, CONFIGS[1], seed=SEEDS[1])
+    frozen.load_state_dict(stack.member_state_dict(1))
+    frozen = frozen.frozen()
+    data = _batch(rng, n=64)
+    obs = np.repeat(data["obs"][:1], 64, axis=0)  # one position, asked 64 times
+    mask = np.repeat(data["action_mask"][:1], 64, axis=0)
+    rows = np.r_[np.full(32, 1), np.full(32, snapshot_row)]
+    actions, extras = bank.act(obs, mask, rows)
+    greedy, _ = frozen.act(obs[:1], mask[:1], deterministic=True)
+    np.testing.assert_array_equal(actions[32:], np.repeat(greedy, 32))
+    assert len(np.unique(actions[:32])) > 1  # the learner's row still samples
+    assert extras["logprob"][32:].max() < 0  # a distribution, not a point mass
+    assert len(np.unique(frozen.act(obs, mask)[0])) > 1  # the snapshot itself samples...
+    frozen.greedy = True  # ... until it is marked greedy, as Population marks it
+    np.testing.assert_array_equal(frozen.act(obs, mask)[0], np.repeat(greedy, 64))
+
+
 # -- a shared trunk ------------------------------------------------------------------
 
 ONE_STEP = [{**c, "encoder": "board", "update_epochs": 1, "num_minibatches": 1} for c in CONFIGS]

@@ -368,6 +368,35 @@ def test_ppo_entropy_bonus_defaults_by_action_space():
     assert set(continuous.values()) == {0.01}  # PPO's own default for Box actions
 
 
+def _distinct_snapshot_actions(run) -> set[int]:
+    """How many different moves each snapshot makes when asked about the empty board
+    64 times (its handle's default: sampling)."""
+    board = np.zeros((64, 3, 3, 2), np.int8)
+    mask = np.ones((64, 9), bool)
+    snapshots = [p for p in run.policies if run.league.policies[p].kind == "snapshot"]
+    assert snapshots
+    return {len(np.unique(run.policy(p).act_batch(board, mask))) for p in snapshots}
+
+
+@pytest.mark.parametrize("stack", [True, False], ids=["stacked", "per_learner"])
+def test_greedy_snapshots_take_their_most_likely_move_after_resume_too(tmp_path: Path, stack: bool):
+    options = {
+        **FAST,
+        "stack": stack,
+        "num_policies": 2,
+        "league": {"snapshot_every": 1_000, "snapshot_min_steps": 0},
+    }
+    greedy = str(tmp_path / "greedy")
+    run = league.train(TTT, greedy_snapshots=True, total_steps=3_000, run_dir=greedy, **options)
+    assert _distinct_snapshot_actions(run) == {1}
+    resumed = league.train(TTT, resume=greedy, total_steps=4_000, **FAST)
+    assert json.loads((tmp_path / "greedy" / "config.json").read_text())["greedy_snapshots"]
+    assert _distinct_snapshot_actions(resumed) == {1}
+
+    plain = league.train(TTT, total_steps=3_000, run_dir=str(tmp_path / "plain"), **options)
+    assert 1 not in _distinct_snapshot_actions(plain)  # young snapshots sample widely
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_anneal_lr_lowers_every_learning_rate_with_the_budget(tmp_path: Path, mode: str):
     # Two DQN gradient steps an update: the rates are the point here, not what is learnt.

@@ -223,9 +223,20 @@ class FrozenPolicy(Policy):
         self.device = device
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.act_kwargs = dict(act_kwargs or {})
+        # Set by the trainer (TrainConfig.greedy_snapshots), not saved: the run's config says.
+        self.greedy = False
 
     def _act_kwargs(self) -> dict[str, Any]:
         return self.act_kwargs
+
+    def act(
+        self,
+        obs: np.ndarray,
+        action_mask: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """`Policy.act`; a greedy snapshot always takes its most likely action."""
+        return super().act(obs, action_mask, deterministic or self.greedy)
 
     def state_dict(self) -> dict[str, Any]:
         return {

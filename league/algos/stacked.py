@@ -711,6 +711,7 @@ class PolicyBank:
         self.versions = np.zeros(size, dtype=np.int64)
         self.free = list(range(size - 1, self.num_learners - 1, -1))
         self.lock = threading.Lock()
+        self.greedy_snapshots = False  # snapshot rows take their most likely actions
         for member in range(self.num_learners):
             self.publish(member)
 
@@ -811,18 +812,20 @@ class PolicyBank:
         Two forward passes at most: one over the learners' rows and one over the
         snapshots' (learners play many seats each, snapshots a few, so padding
         them together would waste most of a pass). Each pass reads its
-        parameters as a view of the bank, never a copy.
+        parameters as a view of the bank, never a copy. With `greedy_snapshots`
+        the snapshots' pass takes each row's most likely action.
         """
         n = len(rows)
         obs_t = to_tensor(obs, self.device)
         mask_t = None if action_mask is None else to_tensor(action_mask, self.device, torch.bool)
         rows = np.asarray(rows, dtype=np.int64)
         is_learner = rows < self.num_learners
+        greedy = (deterministic, deterministic or self.greedy_snapshots)
         with self.lock:
             versions = self.versions[rows].copy()
             parts = [
-                self._act_range(obs_t, mask_t, rows, np.flatnonzero(sel), deterministic)
-                for sel in (is_learner, ~is_learner)
+                self._act_range(obs_t, mask_t, rows, np.flatnonzero(sel), mode)
+                for sel, mode in zip((is_learner, ~is_learner), greedy, strict=True)
                 if sel.any()
             ]
         actions = torch.empty(

@@ -135,10 +135,13 @@ class LearnerUnit:
 class StackUnit:
     """Learners trained as one stack, acting through one bank."""
 
-    def __init__(self, ids: list[str], stack: StackedPPO, snapshot_capacity: int) -> None:
+    def __init__(
+        self, ids: list[str], stack: StackedPPO, snapshot_capacity: int, greedy_snapshots: bool
+    ) -> None:
         self.ids = ids
         self.stack = stack
         self.bank = PolicyBank(stack, snapshot_capacity)
+        self.bank.greedy_snapshots = greedy_snapshots
         self.index = {pid: i for i, pid in enumerate(ids)}
         self.lock = threading.Lock()
 
@@ -170,9 +173,11 @@ class Population:
         snapshot_capacity: int = 0,
         share_trunk: bool = False,
         trunk_update: str = "mean",
+        greedy_snapshots: bool = False,
     ) -> None:
         self.env = env
         self.specs = {spec.id: spec for spec in specs}
+        self.greedy_snapshots = greedy_snapshots
         # Wall-clock time when the run's time budget ends (set by the loop): learners
         # that cannot ask the loop between minibatches (a remote one) stop there.
         self.deadline: float | None = None
@@ -200,7 +205,9 @@ class Population:
                     share_trunk=share_trunk,
                     trunk_update=trunk_update,
                 )
-                unit = StackUnit([s.id for s in members], stacked, snapshot_capacity)
+                unit = StackUnit(
+                    [s.id for s in members], stacked, snapshot_capacity, greedy_snapshots
+                )
                 for i, s in enumerate(members):
                     self.learners[s.id] = StackMember(unit, i)
             self.units.append(unit)
@@ -357,7 +364,9 @@ class Population:
         unit = self.unit_of[policy_id]
         if isinstance(unit, StackUnit):
             return BankSnapshot(unit.bank, unit.bank.add_snapshot(unit.index[policy_id]))
-        return (acting or unit.algo).frozen()
+        snapshot = (acting or unit.algo).frozen()
+        snapshot.greedy = self.greedy_snapshots
+        return snapshot
 
     def frozen_from_file(self, policy_id: str, state: Mapping[str, Any]) -> Any:
         """A snapshot of learner `policy_id` restored from its saved state."""
@@ -366,6 +375,7 @@ class Population:
             snapshot = BankSnapshot(unit.bank, unit.bank.claim_row())
         else:
             snapshot = unit.algo.frozen()
+            snapshot.greedy = self.greedy_snapshots
         snapshot.load_state_dict(state)
         return snapshot
 

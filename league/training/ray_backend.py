@@ -210,6 +210,7 @@ class RayPopulation(Population):
         actors: int | None = None,
         share_trunk: bool = False,
         trunk_update: str = "mean",
+        greedy_snapshots: bool = False,
     ) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -231,6 +232,7 @@ class RayPopulation(Population):
             snapshot_capacity=snapshot_capacity,
             share_trunk=share_trunk,
             trunk_update=trunk_update,
+            greedy_snapshots=greedy_snapshots,
         )
         self.remote_specs = {s.id: s for s in remote_specs}
         # A host reserves GPUs, not CPUs: a small cluster's CPUs go to env workers. Its

@@ -116,6 +116,7 @@ class Trainer:
                 actors=self.plan.learner_hosts,
                 share_trunk=self.config.share_trunk,
                 trunk_update=self.config.trunk_update,
+                greedy_snapshots=self.config.greedy_snapshots,
             )
         else:
             self.population = Population(
@@ -125,6 +126,7 @@ class Trainer:
                 snapshot_capacity=capacity,
                 share_trunk=self.config.share_trunk,
                 trunk_update=self.config.trunk_update,
+                greedy_snapshots=self.config.greedy_snapshots,
             )
         self.league = self._build_league()
         self.state = TrainingState(learner_steps=dict.fromkeys(self.population.ids, 0))
