@@ -378,11 +378,18 @@ def _distinct_snapshot_actions(run) -> set[int]:
     return {len(np.unique(run.policy(p).act_batch(board, mask))) for p in snapshots}
 
 
-@pytest.mark.parametrize("stack", [True, False], ids=["stacked", "per_learner"])
-def test_greedy_snapshots_take_their_most_likely_move_after_resume_too(tmp_path: Path, stack: bool):
+@pytest.mark.parametrize(
+    ("stack", "mode"),
+    [(True, "sync"), (False, "sync"), (False, "async")],
+    ids=["stacked", "per_learner", "per_learner_async"],
+)
+def test_greedy_snapshots_take_their_most_likely_move_after_resume_too(
+    tmp_path: Path, stack: bool, mode: str
+):
     options = {
         **FAST,
         "stack": stack,
+        "mode": mode,
         "num_policies": 2,
         "league": {"snapshot_every": 1_000, "snapshot_min_steps": 0},
     }
