@@ -228,9 +228,9 @@ class TrainConfig:
     )
     greedy_snapshots: bool = option(
         False,
-        "Snapshots take their most likely legal action instead of sampling one, so "
-        "learners meet their past selves at their sharpest (the play the ladder "
-        "measures); learners and fixed policies act as before (docs/training.md).",
+        "Snapshots take their most likely legal action instead of sampling one; "
+        "learners and fixed policies act as before. Measured to cost strength on "
+        "connect four (docs/training.md, greedy snapshots).",
     )
     anneal_lr: bool = option(
         False,

@@ -94,6 +94,7 @@ def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tm
             run_dir=str(tmp_path),
             observers=[chaos],
             ray_learner_actors=2,  # p0 and p1 train in actors of their own
+            greedy_snapshots=True,
             **FAST,
         )
     for name in ("config.json", "league.json", "matches.csv.gz", "leaderboard.csv", "trainer.json"):
@@ -122,6 +123,12 @@ def test_ray_runs_survive_dead_workers_and_learners_and_move_between_backends(tm
     assert again.env_steps >= steps + 1_024
     after = again.leaderboard().set_index("policy")["games"]
     assert (after.loc[games.index] >= games).all()
+    # Snapshots restored on Ray still act greedily: one move for 64 askings of one board.
+    board, mask = np.zeros((64, 3, 3, 2), np.int8), np.ones((64, 9), bool)
+    snapshots = [p for p, r in again.league.policies.items() if r.kind == "snapshot"]
+    assert snapshots
+    for pid in snapshots:
+        assert len(np.unique(again.policy(pid).act_batch(board, mask))) == 1, pid
 
 
 def test_bad_ray_input_fails_before_training_with_the_reason(tmp_path: Path):
