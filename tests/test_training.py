@@ -391,7 +391,9 @@ def test_greedy_snapshots_take_their_most_likely_move_after_resume_too(
         "stack": stack,
         "mode": mode,
         "num_policies": 2,
-        "league": {"snapshot_every": 1_000, "snapshot_min_steps": 0},
+        # A snapshot at every update (256 samples), so async runs have one however
+        # far their updates lag the envs.
+        "league": {"snapshot_every": 256, "snapshot_min_steps": 0},
     }
     greedy = str(tmp_path / "greedy")
     run = league.train(TTT, greedy_snapshots=True, total_steps=3_000, run_dir=greedy, **options)
