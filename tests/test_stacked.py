@@ -187,9 +187,8 @@ def test_greedy_snapshot_rows_take_their_most_likely_action_and_learners_still_s
     rng = np.random.default_rng(5)
     stack = StackedPPO(BOARD, ACTIONS, CONFIGS, seeds=SEEDS)
     stack.learn({m: _batch(rng) for m in range(3)})
-    bank = PolicyBank(stack, capacity=2)
+    bank = PolicyBank(stack, capacity=2, greedy_snapshots=True)
     snapshot_row = bank.add_snapshot(1)
-    bank.greedy_snapshots = True
     frozen = PPO(BOARD, ACTIONS, CONFIGS[1], seed=SEEDS[1])
     frozen.load_state_dict(stack.member_state_dict(1))
     frozen = frozen.frozen()

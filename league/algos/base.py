@@ -166,6 +166,9 @@ class Policy:
     action_space: spaces.Space
     model: nn.Module
     generator: torch.Generator
+    # Always take the most likely action. The trainer marks snapshots so when
+    # TrainConfig.greedy_snapshots is set; not saved: the run's config says.
+    greedy: bool = False
 
     def _act_kwargs(self) -> dict[str, Any]:
         return {}
@@ -181,12 +184,13 @@ class Policy:
         (PPO/A2C: "logprob", "value"; DQN: "value" = max legal Q).
 
         action_mask: (B, n) bool, True = legal (MultiDiscrete: the per-dimension
-        masks concatenated). `deterministic` takes the most likely / greedy action.
+        masks concatenated). `deterministic` (or `greedy`) takes the most likely /
+        greedy action.
         """
         obs_t = to_tensor(obs, self.device)
         mask_t = None if action_mask is None else to_tensor(action_mask, self.device, torch.bool)
         actions, extras = self.model.act(
-            obs_t, mask_t, deterministic, self.generator, **self._act_kwargs()
+            obs_t, mask_t, deterministic or self.greedy, self.generator, **self._act_kwargs()
         )
         actions = actions.cpu().numpy().reshape(len(actions), *self.action_space.shape)
         return actions.astype(self.action_space.dtype, copy=False), {
@@ -223,20 +227,9 @@ class FrozenPolicy(Policy):
         self.device = device
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.act_kwargs = dict(act_kwargs or {})
-        # Set by the trainer (TrainConfig.greedy_snapshots), not saved: the run's config says.
-        self.greedy = False
 
     def _act_kwargs(self) -> dict[str, Any]:
         return self.act_kwargs
-
-    def act(
-        self,
-        obs: np.ndarray,
-        action_mask: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """`Policy.act`; a greedy snapshot always takes its most likely action."""
-        return super().act(obs, action_mask, deterministic or self.greedy)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -697,7 +697,9 @@ class PolicyBank:
     memory is bounded by the number of snapshots kept.
     """
 
-    def __init__(self, stack: StackedPPO, capacity: int = 0) -> None:
+    def __init__(
+        self, stack: StackedPPO, capacity: int = 0, greedy_snapshots: bool = False
+    ) -> None:
         self.stack = stack
         self.template = stack.template
         self.device = stack.device
@@ -711,7 +713,7 @@ class PolicyBank:
         self.versions = np.zeros(size, dtype=np.int64)
         self.free = list(range(size - 1, self.num_learners - 1, -1))
         self.lock = threading.Lock()
-        self.greedy_snapshots = False  # snapshot rows take their most likely actions
+        self.greedy_snapshots = greedy_snapshots  # snapshot rows take their most likely actions
         for member in range(self.num_learners):
             self.publish(member)
 

@@ -140,8 +140,7 @@ class StackUnit:
     ) -> None:
         self.ids = ids
         self.stack = stack
-        self.bank = PolicyBank(stack, snapshot_capacity)
-        self.bank.greedy_snapshots = greedy_snapshots
+        self.bank = PolicyBank(stack, snapshot_capacity, greedy_snapshots)
         self.index = {pid: i for i, pid in enumerate(ids)}
         self.lock = threading.Lock()
 
