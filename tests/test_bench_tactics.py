@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from gymnasium.spaces import Discrete
+
 from league.bots import ConnectFourLookahead, immediate_wins
+from league.policies import RandomPolicy
 from league.policy_handle import PolicyHandle
 
 BENCH = Path(__file__).parent / "benchmarks" / "bench_tactics.py"
@@ -44,3 +47,22 @@ def test_the_probe_scores_a_bot_that_wins_first_and_one_that_blocks_first():
     assert bench.hit_rate(blocker, threatened) == 0.0
     assert bench.hit_rate(blocker, instead) == 1.0
     assert bench.hit_rate(blocker, wins) == 1 - len(threatened) / len(wins)
+
+
+def test_losses_to_random_are_sorted_by_the_last_move():
+    bench = load_bench()
+    games = 150
+    lookahead = PolicyHandle("lookahead", ConnectFourLookahead(), role="player_0")
+    random = PolicyHandle("random", RandomPolicy(Discrete(7), seed=0), role="player_0")
+    for seat in (0, 1):
+        # The lookahead bot never misses a win or a single block: it loses to random
+        # play only to two threats or by giving a square.
+        results, kinds = bench.losses_to_random(lookahead, games, seat, seed=0)
+        assert sum(results.values()) == games
+        assert sum(kinds.values()) == results[-1]
+        assert kinds["missed win"] == kinds["missed block"] == 0
+        assert results[1] > 0.9 * games
+        # Random play against itself loses often, mostly by missing what was there.
+        results, kinds = bench.losses_to_random(random, games, seat, seed=0)
+        assert sum(kinds.values()) == results[-1] > games / 4
+        assert kinds["missed block"] + kinds["missed win"] > results[-1] / 2

@@ -11,19 +11,30 @@ positions, those where the opponent also threatens an immediate win are
 reported apart: how often the learner takes the win there, and how often it
 blocks instead.
 
+With `--losses GAMES` it also plays the top learner, greedy, against random play
+for GAMES games in each seat, from the ladder's random openings, and sorts each
+lost game by the learner's last move: it missed its own immediate win, missed
+the one block, faced two threats (no block saves it), or moved where it let the
+opponent win (gave the square).
+
     .venv/bin/python tests/benchmarks/bench_tactics.py runs/a runs/b --positions 1000
+    .venv/bin/python tests/benchmarks/bench_tactics.py runs/a --losses 2000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 
 import numpy as np
 from pettingzoo.classic import connect_four_v3
 
 import league
 from league.bots import immediate_wins
+from league.ladder import OPENING_PLIES
+
+LOSS_KINDS = ("missed win", "missed block", "two threats", "gave square")
 
 
 def positions(count: int, seed: int) -> tuple[list, list]:
@@ -74,12 +85,88 @@ def under_threat(wins: list) -> tuple[list, list]:
     return threatened, blocks
 
 
+def last_move_kind(board: np.ndarray, legal: np.ndarray, action: int) -> str:
+    """Which of LOSS_KINDS a move is, were it the mover's last before losing."""
+    win, block = immediate_wins(board, legal)
+    if win and action not in win:
+        return "missed win"
+    if len(block) >= 2:
+        return "two threats"
+    if block and action not in block:
+        return "missed block"
+    return "gave square"
+
+
+def losses_to_random(policy, games: int, seat: int, seed: int) -> tuple[Counter, Counter]:
+    """`policy` in `seat` against uniform random play from the ladder's random openings:
+    results (+1 win, 0 draw, -1 loss) and each loss sorted by the policy's last move."""
+    rng = np.random.default_rng(seed)
+    opening = OPENING_PLIES["connect_four_v3"]
+    results: Counter = Counter()
+    kinds: Counter = Counter()
+    for game in range(games):
+        env = connect_four_v3.env()
+        env.reset(seed=seed + game)
+        me = env.possible_agents[seat]
+        ply, last = 0, None
+        for agent in env.agent_iter():
+            obs, reward, terminated, truncated, _ = env.last()
+            if terminated or truncated:
+                if agent == me:
+                    results[int(np.sign(reward))] += 1
+                    if reward < 0:
+                        kinds[last] += 1
+                env.step(None)
+                continue
+            board, mask = obs["observation"], obs["action_mask"]
+            legal = np.flatnonzero(mask)
+            if ply >= opening and agent == me:
+                action = int(policy.act_batch(board[None], mask[None])[0])
+                last = last_move_kind(board, legal, action)
+            else:
+                action = int(rng.choice(legal))
+            env.step(action)
+            ply += 1
+    return results, kinds
+
+
+def report_losses(runs: list[str], games: int, seed: int) -> None:
+    """Print each run's losses to random play by seat and by LOSS_KINDS."""
+    rows = []
+    for path in runs:
+        run = league.load(path)
+        top = run.best()
+        policy = run.policy(top, deterministic=True)
+        for seat in (0, 1):
+            results, kinds = losses_to_random(policy, games, seat, seed)
+            row = {"run": path, "top": top, "seat": seat, "games": games}
+            row.update(results={str(k): v for k, v in sorted(results.items())})
+            row.update(kinds={k: kinds[k] for k in LOSS_KINDS})
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print(f"\n| run | top learner | seat | losses of {games:,} | " + " | ".join(LOSS_KINDS) + " |")
+    print("| --- | --- | ---: | ---: |" + " ---: |" * len(LOSS_KINDS))
+    for r in rows:
+        cells = [r["run"], r["top"], str(r["seat"]), str(r["results"].get("-1", 0))]
+        print(f"| {' | '.join(cells + [str(r['kinds'][k]) for k in LOSS_KINDS])} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories of connect-four runs")
     parser.add_argument("--positions", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--losses",
+        type=int,
+        default=0,
+        metavar="GAMES",
+        help="also play GAMES games a seat against random play and sort the losses",
+    )
     args = parser.parse_args()
+    if args.losses:
+        report_losses(args.runs, args.losses, args.seed)
+        return
     wins, blocks = positions(args.positions, args.seed)
     threatened, blocks_instead = under_threat(wins)
     rows = []
