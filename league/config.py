@@ -16,6 +16,7 @@ from league.errors import ConfigError, unknown_keys
 from league.manager import LeagueConfig
 from league.roles import ALPHASTAR_ROLES, LEAGUE_ROLES
 from league.symmetry import SYMMETRY_MODES
+from wrappers.multiagent import check_opening
 
 MODES = ("sync", "async")
 BACKENDS = ("auto", "local", "multiprocessing", "ray")
@@ -275,6 +276,15 @@ class TrainConfig:
     env_kwargs: dict[str, Any] = option(
         dict, "Keyword arguments for the env constructor.", factory=True
     )
+    opening_plies: int = option(
+        0,
+        "Turn-based (AEC) envs: training games start with this many uniformly random legal "
+        "moves, every seat in turn (no reward, not trained on), as the reference ladder's "
+        "games do; 0 = from the env's own start.",
+    )
+    opening_share: float = option(
+        1.0, "The share of training games, drawn per game, that get the random opening."
+    )
     torch_threads: int = option(
         1,
         "torch intra-op threads in the training process while acting (0 = torch's "
@@ -336,6 +346,10 @@ class TrainConfig:
                 f"trunk_update={self.trunk_update!r} is unknown; choose one of "
                 f"{list(TRUNK_UPDATES)}"
             )
+        try:
+            check_opening(self.opening_plies, self.opening_share)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         if self.illegal_actions not in ("raise", "env"):
             raise ConfigError(
                 f"illegal_actions={self.illegal_actions!r} is unknown; choose 'raise' or 'env'"

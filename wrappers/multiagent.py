@@ -26,6 +26,8 @@ from wrappers.errors import ActionError, EnvError, RewardError
 from wrappers.spaces import MASK_KEY, SeatSpace, check_action, group_roles, pad_seats, seat_space
 
 ILLEGAL_ACTIONS = ("raise", "env")
+# Random openings drawn in a row, each ending the game, before the wrapper gives up.
+_OPENING_TRIES = 100
 
 # PettingZoo's own AEC wrappers: each reaches agents, agent_selection, rewards,
 # terminations, truncations and infos only by forwarding to the env inside.
@@ -235,21 +237,31 @@ class AECMultiAgentEnv(_PettingZooEnv):
     loser's -1, reach the seat in the same `step` call that ended its game.
     """
 
-    def __init__(self, env: AECEnv, **opts: Any) -> None:
+    def __init__(
+        self, env: AECEnv, *, opening_plies: int = 0, opening_share: float = 1.0, **opts: Any
+    ) -> None:
         super().__init__(env, **opts)
         self._active = 0
         self._obs: np.ndarray = self._zeros[0]
         self._mask: np.ndarray | None = None
         self._base = _base_env(env)
         self._done = [False] * self.num_agents  # seats whose episode ended already
+        if opening_plies:
+            spaces = [type(a).__name__ for a in self.action_spaces]
+            if any(not isinstance(a, gymnasium.spaces.Discrete) for a in self.action_spaces):
+                raise EnvError(
+                    f"env {self.name!r}: random openings need Discrete action spaces, not "
+                    f"{spaces}; train without opening_plies"
+                )
+        self.opening_plies = opening_plies
+        self.opening_share = opening_share
+        self._opening_rng = np.random.default_rng()
 
     def reset_into(self, out: StepOutput, seed: int | None = None) -> None:
-        self._env.reset(seed=seed)
         self._returns = [0.0] * self.num_agents
         self._lengths = [0] * self.num_agents
         self._done = [False] * self.num_agents
-        if self._advance(None):
-            raise EnvError(f"env {self.name!r}: the episode ended during reset()")
+        self._new_game(seed)
         self._write(out)
 
     def step_into(self, actions: Sequence[Any], out: StepOutput) -> None:
@@ -268,10 +280,46 @@ class AECMultiAgentEnv(_PettingZooEnv):
                     out.final_obs[j] = self._zeros[j]
                     self._end_episode(j, out)
             self._done = [False] * self.num_agents
-            self._env.reset()
-            if self._advance(None):
-                raise EnvError(f"env {self.name!r}: the episode ended during reset()")
+            self._new_game(None)
         self._write(out)
+
+    def _new_game(self, seed: int | None) -> None:
+        """Reset the env; in `opening_share` of the games, then play `opening_plies`
+        uniformly random legal moves that belong to no seat's episode (no reward, no
+        decision), as the reference ladder opens its games. An opening that ends
+        the game or removes a seat is thrown away and drawn again."""
+        if seed is not None:
+            self._opening_rng = np.random.default_rng(seed)
+        self._reset_env(seed)
+        rng = self._opening_rng
+        if not self.opening_plies or rng.random() >= self.opening_share:
+            return
+        for _ in range(_OPENING_TRIES):
+            for _ply in range(self.opening_plies):
+                j = self._active
+                legal = np.arange(self.action_spaces[j].n)
+                if self._mask is not None:
+                    legal = np.flatnonzero(self._mask)
+                self._env.step(self._action(j, int(rng.choice(legal)), self._mask))
+                if self._advance(None) or len(self._state.agents) < self.num_agents:
+                    break
+            else:
+                return
+            self._reset_env(None)
+        raise EnvError(
+            f"env {self.name!r}: {_OPENING_TRIES} random openings of {self.opening_plies} "
+            "plies in a row ended the game or removed a seat; use fewer opening_plies"
+        )
+
+    def _reset_env(self, seed: int | None) -> None:
+        self._env.reset(seed=seed)
+        if self._advance(None):
+            raise EnvError(f"env {self.name!r}: the episode ended during reset()")
+
+    @property
+    def _state(self) -> AECEnv:
+        """The env whose turn state is read (the base env when that is the same)."""
+        return self._env if self._base is None else self._base
 
     def _advance(self, out: StepOutput | None) -> bool:
         """Run dead steps until a live seat is to move; True when the episode is over.
@@ -478,6 +526,8 @@ def multiagent(
     roles: dict[str, str] | None = None,
     illegal_actions: str = "raise",
     env_kwargs: dict[str, Any] | None = None,
+    opening_plies: int = 0,
+    opening_share: float = 1.0,
 ) -> Any:
     """Wrap an env (or a function, registry id or import path that builds one).
 
@@ -497,13 +547,25 @@ def multiagent(
             on and let the env apply its own rule, e.g. a loss for the mover).
         env_kwargs: keyword arguments for the env constructor (callables and
             strings only).
+        opening_plies: turn-based (AEC) envs only: after each reset, play this many
+            uniformly random legal moves, for every seat in turn, before the first
+            decision; they earn no reward and are no seat's decision.
+        opening_share: the share of games (drawn per game) that get the opening.
     """
+    check_opening(opening_plies, opening_share)
     env = make_env(env_or_fn, env_kwargs)
     opts = {"pad": pad, "roles": roles, "illegal_actions": illegal_actions}
+    if opening_plies and not isinstance(env, AECEnv):
+        raise EnvError(
+            f"opening_plies={opening_plies}: random openings are for turn-based games, and "
+            f"{type(env).__name__} is not a PettingZoo AEC env; train without opening_plies"
+        )
     if getattr(env, "is_multiagent", False) is True:
         return env
     if isinstance(env, AECEnv):
-        return AECMultiAgentEnv(env, **opts)
+        return AECMultiAgentEnv(
+            env, opening_plies=opening_plies, opening_share=opening_share, **opts
+        )
     if isinstance(env, ParallelEnv):
         return ParallelMultiAgentEnv(env, **opts)
     if isinstance(env, gymnasium.Env):
@@ -512,6 +574,15 @@ def multiagent(
         f"{env_or_fn!r} built {type(env).__name__}, which is not a PettingZoo AECEnv or "
         "ParallelEnv, a gymnasium.Env or an env with is_multiagent=True"
     )
+
+
+def check_opening(opening_plies: int, opening_share: float) -> None:
+    """ValueError unless the random-opening options can work."""
+    if isinstance(opening_plies, bool) or not isinstance(opening_plies, int) or opening_plies < 0:
+        raise ValueError(f"opening_plies={opening_plies!r}; expected an integer >= 0")
+    share = opening_share
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ValueError(f"opening_share={opening_share!r}; expected a share in [0, 1]")
 
 
 def make_env(env_or_fn: Any, env_kwargs: dict[str, Any] | None = None) -> Any:

@@ -975,7 +975,8 @@ def vector(
         backend: "auto" (in this process without workers, else worker processes),
             "serial", "process", or "ray": `num_workers` Ray actors spread over the
             cluster `ray.init` connected to (wrappers/ray_vector.py).
-        multiagent_opts: `pad`, `roles`, `illegal_actions`, `env_kwargs` of `multiagent`.
+        multiagent_opts: `pad`, `roles`, `illegal_actions`, `env_kwargs`, `opening_plies`,
+            `opening_share` of `multiagent`.
     """
     if _is_env(env_fn) and not isinstance(env_fn, type):
         raise EnvError(

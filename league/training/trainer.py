@@ -291,6 +291,8 @@ class Trainer:
             pad=config.pad,
             illegal_actions=config.illegal_actions,
             env_kwargs=config.env_kwargs or None,
+            opening_plies=config.opening_plies,
+            opening_share=config.opening_share,
         )
         reason = "error"
         expected_error = False
