@@ -98,3 +98,15 @@ def test_training_games_start_from_the_opening_in_the_workers(tmp_path: Path):
     assert len(matches) >= 2_900
     assert (returns[1] <= 0).all() and (returns[0] > 0).any()
     assert run.config.opening_plies == 8
+
+
+def test_training_a_parallel_env_with_openings_is_refused_before_training(tmp_path: Path):
+    with pytest.raises(EnvError, match="not a PettingZoo AEC env"):
+        league.train(
+            "classic/rps-v2",
+            total_steps=1_000,
+            opening_plies=2,
+            progress=False,
+            run_dir=tmp_path / "run",
+        )
+    assert not (tmp_path / "run" / "checkpoints").exists()

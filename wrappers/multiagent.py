@@ -295,13 +295,14 @@ class AECMultiAgentEnv(_PettingZooEnv):
         if not self.opening_plies or rng.random() >= self.opening_share:
             return
         for _ in range(_OPENING_TRIES):
+            seats = len(self._state.agents)
             for _ply in range(self.opening_plies):
                 j = self._active
                 legal = np.arange(self.action_spaces[j].n)
                 if self._mask is not None:
                     legal = np.flatnonzero(self._mask)
                 self._env.step(self._action(j, int(rng.choice(legal)), self._mask))
-                if self._advance(None) or len(self._state.agents) < self.num_agents:
+                if self._advance(None) or len(self._state.agents) < seats:
                     break
             else:
                 return
