@@ -402,6 +402,21 @@ def test_a_stuck_env_times_out() -> None:
     assert no_workers_left(vec)
 
 
+def _slow_to_build():
+    time.sleep(1.0)
+    return SleepyWrapper(tictactoe_v3.env(), 30)
+
+
+def test_a_worker_slower_to_start_than_a_step_may_take_is_waited_for() -> None:
+    # `timeout` bounds a step, not a worker's start (imports, then its envs): a slow
+    # start under a short timeout is no error; a stuck step still is.
+    vec = wrappers.vector(_slow_to_build, num_envs=2, num_workers=2, timeout=0.3)
+    vec.reset(seed=0)
+    with pytest.raises(wrappers.WorkerError, match=r"within 0.3 s"):
+        vec.step(np.zeros((2, 2), dtype=np.int64))
+    assert no_workers_left(vec)
+
+
 def test_ctrl_c_while_waiting_stops_the_workers() -> None:
     vec = wrappers.vector(
         lambda: SleepyWrapper(tictactoe_v3.env(), 30), num_envs=2, num_workers=1, timeout=TIMEOUT

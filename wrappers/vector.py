@@ -46,6 +46,8 @@ _WRAPPER_ERRORS = (ActionError, EnvError, RewardError, SpaceError)
 # One-byte commands and replies on the worker pipes.
 _STEP, _RESET, _CLOSE = b"s", b"r", b"c"
 _READY, _DONE, _ERROR = b"k", b"d", b"e"
+# The least time a new worker has to build its envs and say so, whatever `timeout` is.
+_STARTUP_SECONDS = 60.0
 
 # How often an idle worker checks that its parent is still alive.
 _PARENT_CHECK_S = 1.0
@@ -667,7 +669,10 @@ class ProcessVectorEnv(VectorEnv):
             for waitable in (fd, proc.sentinel):
                 self._poller.register(waitable, select.POLLIN)
                 self._fd_owner[waitable] = w
-        self._guard(self._gather, num_envs, _READY)
+        # Starting a worker (a new interpreter's imports, then its envs) may take longer
+        # than a step is allowed to: the first reply gets at least _STARTUP_SECONDS.
+        startup = None if timeout is None else max(timeout, _STARTUP_SECONDS)
+        self._guard(self._gather, num_envs, _READY, None, startup)
 
     def _reset(self, seed: int | None) -> None:
         message = _RESET + pickle.dumps(seed)
@@ -712,18 +717,22 @@ class ProcessVectorEnv(VectorEnv):
             self._pollers[workers] = poller
         self._gather(len(ids), _DONE, self._pollers[workers])
 
-    def _gather(self, need: int, expected: bytes, poller: Any = None) -> np.ndarray:
+    def _gather(
+        self, need: int, expected: bytes, poller: Any = None, timeout: float | None = -1.0
+    ) -> np.ndarray:
         """Wait for replies (of the workers `poller` watches; default all) until `need`
-        envs are done; return their ids."""
+        envs are done, at most `timeout` seconds (default: the vector env's); return
+        their ids."""
         poller = poller or self._poller
         done: list[np.ndarray] = []
         count = 0
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        timeout = self._timeout if timeout == -1.0 else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while count < need:
             wait_ms = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
             events = poller.poll(wait_ms)
             if not events:
-                self._raise_timeout()
+                self._raise_timeout(timeout)
             for fd, _ in events:
                 w = self._fd_owner[fd]
                 part = self._sent[w]
@@ -772,11 +781,11 @@ class ProcessVectorEnv(VectorEnv):
             f"positive one means it failed before it could report: see its stderr{hint}"
         )
 
-    def _raise_timeout(self) -> None:
+    def _raise_timeout(self, timeout: float) -> None:
         stuck = [w for w, s in enumerate(self._sent) if s is not None]
         raise WorkerError(
             f"vector env {self.name!r}: no reply from worker processes {stuck} within "
-            f"{self._timeout} s (timeout=); an env may be stuck in a step"
+            f"{timeout} s (timeout={self._timeout}); an env may be stuck in a step"
         )
 
     def _send(self, w: int, message: bytes) -> None:
@@ -968,7 +977,8 @@ def vector(
         seed: the seed of the first `reset()` when it is given none.
         start_method: multiprocessing start method; default `default_start_method()`.
         timeout: seconds `recv()`/`reset()` wait for a worker before raising
-            `WorkerError`; None waits as long as the workers are alive.
+            `WorkerError`; None waits as long as the workers are alive. A worker's
+            start (its imports and envs) gets at least 60 s.
         ordered: `recv()` returns the envs of each `send()` in the order they were
             sent (the oldest batch still stepping, and only it), so a schedule that
             keeps several batches in flight is the same with or without workers.
