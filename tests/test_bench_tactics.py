@@ -66,3 +66,7 @@ def test_losses_to_random_are_sorted_by_the_last_move():
         results, kinds = bench.losses_to_random(random, games, seat, seed=0)
         assert sum(kinds.values()) == results[-1] > games / 4
         assert kinds["missed block"] + kinds["missed win"] > results[-1] / 2
+    # From the empty board (no random opening) the same holds for the lookahead bot.
+    results, kinds = bench.losses_to_random(lookahead, games, 1, seed=0, opening=0)
+    assert sum(results.values()) == games and sum(kinds.values()) == results[-1]
+    assert kinds["missed win"] == kinds["missed block"] == 0

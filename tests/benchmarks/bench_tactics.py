@@ -12,7 +12,8 @@ reported apart: how often the learner takes the win there, and how often it
 blocks instead.
 
 With `--losses GAMES` it also plays the top learner, greedy, against random play
-for GAMES games in each seat, from the ladder's random openings, and sorts each
+for GAMES games in each seat, from the ladder's random openings (`--opening-plies 0`:
+from the empty board), and sorts each
 lost game by the learner's last move: it missed its own immediate win, missed
 the one block, faced two threats (no block saves it), or moved where it let the
 opponent win (gave the square).
@@ -97,11 +98,14 @@ def last_move_kind(board: np.ndarray, legal: np.ndarray, action: int) -> str:
     return "gave square"
 
 
-def losses_to_random(policy, games: int, seat: int, seed: int) -> tuple[Counter, Counter]:
-    """`policy` in `seat` against uniform random play from the ladder's random openings:
-    results (+1 win, 0 draw, -1 loss) and each loss sorted by the policy's last move."""
+def losses_to_random(
+    policy, games: int, seat: int, seed: int, opening: int | None = None
+) -> tuple[Counter, Counter]:
+    """`policy` in `seat` against uniform random play from `opening` random plies (default
+    the ladder's): results (+1 win, 0 draw, -1 loss) and each loss sorted by the
+    policy's last move."""
     rng = np.random.default_rng(seed)
-    opening = OPENING_PLIES["connect_four_v3"]
+    opening = OPENING_PLIES["connect_four_v3"] if opening is None else opening
     results: Counter = Counter()
     kinds: Counter = Counter()
     for game in range(games):
@@ -130,7 +134,7 @@ def losses_to_random(policy, games: int, seat: int, seed: int) -> tuple[Counter,
     return results, kinds
 
 
-def report_losses(runs: list[str], games: int, seed: int) -> None:
+def report_losses(runs: list[str], games: int, seed: int, opening: int | None) -> None:
     """Print each run's losses to random play by seat and by LOSS_KINDS."""
     rows = []
     for path in runs:
@@ -138,8 +142,10 @@ def report_losses(runs: list[str], games: int, seed: int) -> None:
         top = run.best()
         policy = run.policy(top, deterministic=True)
         for seat in (0, 1):
-            results, kinds = losses_to_random(policy, games, seat, seed)
+            results, kinds = losses_to_random(policy, games, seat, seed, opening)
             row = {"run": path, "top": top, "seat": seat, "games": games}
+            if opening is not None:
+                row["opening_plies"] = opening
             row.update(results={str(k): v for k, v in sorted(results.items())})
             row.update(kinds={k: kinds[k] for k in LOSS_KINDS})
             print(json.dumps(row), flush=True)
@@ -163,9 +169,16 @@ def main() -> None:
         metavar="GAMES",
         help="also play GAMES games a seat against random play and sort the losses",
     )
+    parser.add_argument(
+        "--opening-plies",
+        type=int,
+        default=None,
+        help="--losses: random plies that open each game (default: the ladder's, 4; "
+        "0 plays from the empty board)",
+    )
     args = parser.parse_args()
     if args.losses:
-        report_losses(args.runs, args.losses, args.seed)
+        report_losses(args.runs, args.losses, args.seed, args.opening_plies)
         return
     wins, blocks = positions(args.positions, args.seed)
     threatened, blocks_instead = under_threat(wins)
