@@ -245,14 +245,17 @@ class AECMultiAgentEnv(_PettingZooEnv):
         self._obs: np.ndarray = self._zeros[0]
         self._mask: np.ndarray | None = None
         self._base = _base_env(env)
+        # The env whose turn state (agents, agent_selection) is read.
+        self._turn = env if self._base is None else self._base
         self._done = [False] * self.num_agents  # seats whose episode ended already
-        if opening_plies:
+        if opening_plies and not all(
+            isinstance(a, gymnasium.spaces.Discrete) for a in self.action_spaces
+        ):
             spaces = [type(a).__name__ for a in self.action_spaces]
-            if any(not isinstance(a, gymnasium.spaces.Discrete) for a in self.action_spaces):
-                raise EnvError(
-                    f"env {self.name!r}: random openings need Discrete action spaces, not "
-                    f"{spaces}; train without opening_plies"
-                )
+            raise EnvError(
+                f"env {self.name!r}: random openings need Discrete action spaces, not "
+                f"{spaces}; train without opening_plies"
+            )
         self.opening_plies = opening_plies
         self.opening_share = opening_share
         self._opening_rng = np.random.default_rng()
@@ -295,14 +298,14 @@ class AECMultiAgentEnv(_PettingZooEnv):
         if not self.opening_plies or rng.random() >= self.opening_share:
             return
         for _ in range(_OPENING_TRIES):
-            seats = len(self._state.agents)
+            seats = len(self._turn.agents)
             for _ply in range(self.opening_plies):
                 j = self._active
                 legal = np.arange(self.action_spaces[j].n)
                 if self._mask is not None:
                     legal = np.flatnonzero(self._mask)
                 self._env.step(self._action(j, int(rng.choice(legal)), self._mask))
-                if self._advance(None) or len(self._state.agents) < seats:
+                if self._advance(None) or len(self._turn.agents) < seats:
                     break
             else:
                 return
@@ -317,11 +320,6 @@ class AECMultiAgentEnv(_PettingZooEnv):
         if self._advance(None):
             raise EnvError(f"env {self.name!r}: the episode ended during reset()")
 
-    @property
-    def _state(self) -> AECEnv:
-        """The env whose turn state is read (the base env when that is the same)."""
-        return self._env if self._base is None else self._base
-
     def _advance(self, out: StepOutput | None) -> bool:
         """Run dead steps until a live seat is to move; True when the episode is over.
 
@@ -330,7 +328,7 @@ class AECMultiAgentEnv(_PettingZooEnv):
         """
         env = self._env
         base = self._base
-        state = env if base is None else base
+        state = self._turn
         while state.agents:
             agent = state.agent_selection
             j = self._index[agent]
