@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,25 @@ def test_a_resume_refuses_other_league_options_and_adds_new_opponents(tmp_path: 
         **FAST,
     )
     assert "first_legal" in set(run.leaderboard()["policy"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="env workers fork on Linux only")
+def test_a_script_without_a_main_guard_trains_with_env_workers(tmp_path: Path):
+    """The README's three lines saved as a script and run with `python`, twice in one
+    process, with env workers, a progress bar and TensorBoard: the workers fork, so the
+    script is not run again in each of them (forkserver would, and fail)."""
+    script = tmp_path / "three_lines.py"
+    script.write_text(
+        "from pettingzoo.classic import tictactoe_v3\n"
+        "import league\n"
+        "for name in ('a', 'b'):\n"
+        "    league.train(tictactoe_v3.env, num_policies=2, total_steps=3000, num_envs=8,\n"
+        "                 num_workers=2, run_dir=name)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("league: training") == 2, out.stdout
+    for name in ("a", "b"):
+        assert (tmp_path / name / "leaderboard.csv").exists()

@@ -78,8 +78,13 @@ class ProgressBar(Observer):
     def on_start(self, trainer: Trainer) -> None:
         from tqdm.auto import tqdm
 
+        class Bar(tqdm):
+            # No monitor thread: it outlives the bar, and a thread alive when the
+            # next run in this process starts its env workers keeps them from forking.
+            monitor_interval = 0
+
         total = trainer.config.total_steps or None
-        self.bar = tqdm(
+        self.bar = Bar(
             total=total,
             initial=trainer.state.env_steps,
             unit="step",

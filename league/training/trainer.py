@@ -277,10 +277,11 @@ class Trainer:
         notes = [self._budget_note(), *self.plan.notes, self.population.describe()]
         for note in [*notes, *self._contest_notes()]:
             print(f"league: {note}")
-        if config.tensorboard:
-            self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
-            self.observers.add(self.tensorboard)
         batch_size, ordered = self._recv_schedule()
+        # The env workers start before any thread of ours (TensorBoard's writer, the
+        # progress bar's monitor): while this process runs one thread they fork on
+        # Linux, so a script without `if __name__ == "__main__":` is not run again in
+        # each worker, as forkserver and spawn would.
         vec = wrappers.vector(
             self.env_fn,
             num_envs=config.num_envs,
@@ -297,6 +298,9 @@ class Trainer:
         reason = "error"
         expected_error = False
         try:
+            if config.tensorboard:
+                self.tensorboard = TensorBoard(str(self.run_dir.path / "tb"), self.state.env_steps)
+                self.observers.add(self.tensorboard)
             self.loop = (AsyncLoop if config.mode == "async" else SyncLoop)(self, vec)
             self.run_dir.write_config(self.config.to_dict(), self.plan.chosen)
             self.observers.emit("on_start", self)
