@@ -718,15 +718,15 @@ class ProcessVectorEnv(VectorEnv):
         self._gather(len(ids), _DONE, self._pollers[workers])
 
     def _gather(
-        self, need: int, expected: bytes, poller: Any = None, timeout: float | None = -1.0
+        self, need: int, expected: bytes, poller: Any = None, timeout: float | None = None
     ) -> np.ndarray:
         """Wait for replies (of the workers `poller` watches; default all) until `need`
-        envs are done, at most `timeout` seconds (default: the vector env's); return
-        their ids."""
+        envs are done, at most `timeout` seconds (None: the vector env's); return their
+        ids."""
         poller = poller or self._poller
         done: list[np.ndarray] = []
         count = 0
-        timeout = self._timeout if timeout == -1.0 else timeout
+        timeout = self._timeout if timeout is None else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         while count < need:
             wait_ms = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
