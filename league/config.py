@@ -198,10 +198,17 @@ class TrainConfig:
         "connect four; docs/algorithms.md). Refused before training for a learner without "
         "the board CNN. Default: the env's preset, else off.",
     )
+    shared_body: bool | None = option(
+        None,
+        "Give every PPO learner one body for its policy and value: the critic's head reads "
+        "the actor's encoder and hidden layers instead of its own (half the model's cost; "
+        "docs/algorithms.md). Image CNNs always share theirs. Default: the env's preset, "
+        "else off.",
+    )
     preset: bool = option(
         True,
         "Fill the options a preset covers (encoder, symmetries, ent_coef, share_trunk, "
-        "trunk_update, column_head, board_support) that are left "
+        "trunk_update, column_head, board_support, shared_body) that are left "
         "unset from the env's preset, measured to train a stronger league on that env "
         "(docs/training.md; the run prints what it filled). False: the library-wide defaults.",
     )

@@ -684,7 +684,10 @@ class ActorCritic(nn.Module):
 
     Vector and board observations get separate actor and critic networks, so the
     value loss cannot disturb the policy's features; images share one CNN torso,
-    whose cost would otherwise double.
+    whose cost would otherwise double. With `shared_body` the critic's head reads
+    the actor's body too (AlphaZero's policy and value heads on one network): half
+    the cost of a forward and backward pass, and the value loss shapes the
+    features the policy reads.
     """
 
     def __init__(
@@ -699,6 +702,7 @@ class ActorCritic(nn.Module):
         symmetry_mode: str = "average",
         column_head: bool = False,
         board_support: bool = False,
+        shared_body: bool = False,
     ) -> None:
         super().__init__()
         self.symmetries = (
@@ -719,7 +723,10 @@ class ActorCritic(nn.Module):
         else:
             encoder_args = (observation_space, hidden_sizes, nn.Tanh, where, encoder)
             self.actor_body, feature_dim = make_encoder(*encoder_args, board_support=board_support)
-            self.critic_body, _ = make_encoder(*encoder_args, board_support=board_support)
+            if not shared_body:
+                self.critic_body, _ = make_encoder(*encoder_args, board_support=board_support)
+        # The image CNN's torso is always shared; `shared_body` shares the actor's body.
+        self.shared_body = shared_body and not self.shared
         self.column_head = column_head
         self.actor_head = (
             ColumnHead(feature_dim, action_space, self.actor_body)
@@ -729,21 +736,27 @@ class ActorCritic(nn.Module):
         self.critic_head = layer_init(nn.Linear(feature_dim, 1), std=1.0)
 
     def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.shared:
-            features = self.torso(obs)
+        if self.shared or self.shared_body:
+            features = self.torso(obs) if self.shared else self.actor_body(obs)
             return features, features
         return self.actor_body(obs), self.critic_body(obs)
 
-    def _logits(self, obs: torch.Tensor) -> torch.Tensor:
-        """The column head's logits (what the network sees, as `_features` takes)."""
+    def _critic_features(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.shared:
+            return self.torso(obs)
+        return self.actor_body(obs) if self.shared_body else self.critic_body(obs)
+
+    def _logits(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The column head's logits and the actor's features (what the network sees, as
+        `_features` takes)."""
         windows = self.actor_body.window_features(obs)
         features = self.actor_body.body(windows.flatten(1))
-        return self.actor_head.column_logits(features, windows)
+        return self.actor_head.column_logits(features, windows), features
 
     def get_value(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> torch.Tensor:
         sym = self.symmetries
         x, weights = (obs, None) if sym is None else sym.inputs(obs)
-        value = self.critic_head(self.torso(x) if self.shared else self.critic_body(x)).squeeze(-1)
+        value = self.critic_head(self._critic_features(x)).squeeze(-1)
         return value if sym is None else sym.values(value, weights)
 
     def get_action_and_value(
@@ -766,8 +779,9 @@ class ActorCritic(nn.Module):
         sym = self.symmetries
         x, weights = (obs, None) if sym is None else sym.inputs(obs)
         if self.column_head:
-            logits = self._logits(x)
-            value = self.critic_head(self.critic_body(x)).squeeze(-1)
+            logits, features = self._logits(x)
+            critic = features if self.shared_body else self.critic_body(x)
+            value = self.critic_head(critic).squeeze(-1)
         else:
             actor_features, critic_features = self._features(x)
             value = self.critic_head(critic_features).squeeze(-1)

@@ -33,6 +33,7 @@ PRESET_OPTIONS = (
     "trunk_update",
     "column_head",
     "board_support",
+    "shared_body",
 )
 
 

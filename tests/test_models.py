@@ -273,6 +273,31 @@ def test_a_column_head_scores_each_column_from_the_windows_over_it():
         ActorCritic(space, spaces.Discrete(42), encoder="board", column_head=True)
 
 
+@pytest.mark.parametrize("encoder", ["board", "mlp"])
+def test_a_shared_body_gives_policy_and_value_one_network(encoder: str):
+    # With shared_body the value head reads the actor's body: no critic body, and the
+    # value loss moves the weights the policy reads (without it, it cannot).
+    space = spaces.Box(0, 1, (6, 7, 2), np.int8)
+    board = torch.zeros(4, 6, 7, 2)
+    board[:, 5, :3, 0] = 1
+    for shared in (False, True):
+        model = ActorCritic(space, spaces.Discrete(7), (16,), encoder=encoder, shared_body=shared)
+        assert hasattr(model, "critic_body") != shared
+        own = ActorCritic(space, spaces.Discrete(7), (16,), encoder=encoder)
+        saved = sum(p.numel() for p in own.critic_body.parameters())
+        count = sum(p.numel() for p in model.parameters())
+        assert count == sum(p.numel() for p in own.parameters()) - (saved if shared else 0)
+        model.get_value(board).sum().backward()
+        body = list(model.actor_body.parameters())
+        moved = [p.grad is not None and p.grad.abs().sum() > 0 for p in body]
+        assert all(moved) == shared and any(moved) == shared
+        _, value = model._dist_and_value(board, None)
+        torch.testing.assert_close(value, model.get_value(board))
+        features = model.actor_body(board)
+        if shared:  # the value head on the policy's own features
+            torch.testing.assert_close(value, model.critic_head(features).squeeze(-1))
+
+
 def test_cnn_scales_uint8_pixels():
     space = spaces.Box(0, 255, (36, 36, 1), np.uint8)
     model = ActorCritic(space, spaces.Discrete(2))
@@ -418,6 +443,21 @@ def test_a_run_wide_board_option_reaches_every_ppo_learner_that_can_have_it(
         make_plan(TrainConfig(policies=[own], preset=False), connect_four, cores=2)
     with pytest.raises(ConfigError, match=f"algorithm '{other}' has no {name} option"):
         make_plan(TrainConfig(**{name: True}, policies=["ppo", other]), connect_four, cores=2)
+
+
+def test_a_run_wide_shared_body_reaches_every_ppo_learner_and_no_other():
+    from league.config import TrainConfig
+    from league.training.plan import EnvInfo, make_plan
+
+    connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
+    plan = make_plan(TrainConfig(shared_body=True), connect_four, cores=2)
+    assert all(s.config["shared_body"] for s in plan.learners)
+    assert "shared_body" not in make_plan(TrainConfig(), connect_four, cores=2).learners[0].config
+    # Any encoder can share its body; an algorithm without the option is refused.
+    mlp = make_plan(TrainConfig(shared_body=True, preset=False), connect_four, cores=2)
+    assert all(s.config["shared_body"] for s in mlp.learners)
+    with pytest.raises(ConfigError, match="algorithm 'a2c' has no shared_body option"):
+        make_plan(TrainConfig(shared_body=True, policies=["ppo", "a2c"]), connect_four, cores=2)
 
 
 @pytest.mark.parametrize(

@@ -96,9 +96,12 @@ def test_board_encoders_symmetries_and_continuous_actions_stack_exactly_too():
     mirror = as_config(env_symmetries("connect_four_v3", BOARD, ACTIONS))
     columns = [{**c, "column_head": True} for c in board]
     support = [{**c, "board_support": True} for c in board]
+    one_body = [{**c, "shared_body": True} for c in board]
+    one_body_columns = [{**c, "shared_body": True} for c in columns]
     cases = [(BOARD, ACTIONS, board), (vector, continuous, CONFIGS), (BOARD, ACTIONS, columns)]
+    cases.append((vector, continuous, [{**c, "shared_body": True} for c in CONFIGS]))
     for mode in ("canonical", "average"):
-        for configs in (board, columns, support):
+        for configs in (board, columns, support, one_body, one_body_columns):
             symmetric = [{**c, "symmetries": mirror, "symmetry_mode": mode} for c in configs]
             cases.append((BOARD, ACTIONS, symmetric))
     for obs_space, action_space, configs in cases:
@@ -150,10 +153,13 @@ def test_member_state_round_trips_through_a_separate_ppo():
 
 COLUMNS = [{**c, "encoder": "board", "column_head": True} for c in CONFIGS]
 SUPPORT = [{**c, "encoder": "board", "board_support": True} for c in CONFIGS]
+ONE_BODY = [{**c, "encoder": "board", "shared_body": True} for c in CONFIGS]
 
 
 @pytest.mark.parametrize(
-    "configs", [CONFIGS, COLUMNS, SUPPORT], ids=["mlp", "column_head", "board_support"]
+    "configs",
+    [CONFIGS, COLUMNS, SUPPORT, ONE_BODY],
+    ids=["mlp", "column_head", "board_support", "shared_body"],
 )
 def test_the_bank_acts_as_each_policy_would_alone(configs: list[dict]):
     rng = np.random.default_rng(3)

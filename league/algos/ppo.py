@@ -70,6 +70,9 @@ class PPOConfig:
     # Board CNN: each window also reads the row under it, so it knows which empty cells a
     # piece can drop into next in a gravity game (docs/algorithms.md)
     board_support: bool = False
+    # The critic's head reads the actor's body (encoder and hidden layers) instead of its
+    # own: one network with two heads, half the cost (docs/algorithms.md)
+    shared_body: bool = False
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -104,6 +107,7 @@ class PPO(Algorithm):
             self.config.symmetry_mode,
             self.config.column_head,
             self.config.board_support,
+            self.config.shared_body,
         )
 
     def build_optimizer(self) -> torch.optim.Optimizer:

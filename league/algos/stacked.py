@@ -81,6 +81,7 @@ SHARED = (
     "symmetry_mode",
     "column_head",
     "board_support",
+    "shared_body",
 )
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
 # What a shared trunk shares: the actor's and critic's encoders and hidden layers. The
@@ -187,7 +188,7 @@ def dist_and_value(
     actor = _run(template.actor_body, params, "actor_body.", x, cells)
     windows = cells.get("actor_body.")
     dist = _dist(template.actor_head, params, "actor_head.", actor, mask, sym, weights, windows)
-    return dist, _values(template, params, x, weights, cells)
+    return dist, _values(template, params, x, weights, cells, actor)
 
 
 def values(template: ActorCritic, params: Mapping[str, torch.Tensor], obs: torch.Tensor):
@@ -202,9 +203,14 @@ def _values(
     x: torch.Tensor,
     weights: torch.Tensor | None,
     cells: dict[str, torch.Tensor] | None = None,
+    actor: torch.Tensor | None = None,
 ):
-    """Values (M, B) from what the network sees (`x`, every view under "average")."""
-    critic = _run(template.critic_body, params, "critic_body.", x, cells)
+    """Values (M, B) from what the network sees (`x`, every view under "average"); with
+    a shared body the critic reads the actor's features (`actor`, if already run)."""
+    if template.shared_body:
+        critic = _run(template.actor_body, params, "actor_body.", x) if actor is None else actor
+    else:
+        critic = _run(template.critic_body, params, "critic_body.", x, cells)
     value = _run(template.critic_head, params, "critic_head.", critic).squeeze(-1)
     sym = template.symmetries
     return value if sym is None else sym.values(value, weights)

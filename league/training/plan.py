@@ -544,11 +544,12 @@ def _spec(
     )
 
 
-# PPO's board-CNN options that are also run-wide (TrainConfig): what each is called in a
+# PPO's model options that are also run-wide (TrainConfig): what each is called in a
 # refusal, and why it cannot work for a learner (None if it can).
 BOARD_OPTIONS = {
     "column_head": ("the column head", column_head_fits),
     "board_support": ("board support", board_support_fits),
+    "shared_body": ("a shared body", lambda *_: None),  # any encoder (images always share)
 }
 
 
