@@ -35,8 +35,15 @@ def test_connect_four_defaults_are_the_measured_board_cnn_league(connect_four):
     assert plan.config.num_envs == measured.config.num_envs
     assert plan.learners[0].config["encoder"] == "board"
     assert plan.learners[0].config["symmetries"][0][1] == [6, 5, 4, 3, 2, 1, 0]
-    assert set(plan.preset) == {"encoder", "symmetries", "share_trunk", "trunk_update"}
+    assert set(plan.preset) == {
+        "encoder",
+        "symmetries",
+        "share_trunk",
+        "trunk_update",
+        "shared_body",
+    }
     assert plan.config.share_trunk is True and plan.config.trunk_update == "sum"
+    assert all(s.config["shared_body"] for s in plan.learners)  # round 35's one body
     assert any(n.startswith("encoder=board: connect four's preset") for n in plan.notes)
     assert any(n.startswith("trunk_update=sum: connect four's preset") for n in plan.notes)
     built = Population(plan.learners, connect_four, share_trunk=True, trunk_update="sum")
@@ -70,7 +77,8 @@ def test_tictactoe_defaults_are_round_15s_league_and_an_empty_preset_turns_it_of
 
 def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(connect_four):
     mine = make_plan(TrainConfig(encoder="mlp", symmetries=False), connect_four, cores=2)
-    assert set(mine.preset) == {"share_trunk", "trunk_update"}  # the options not given
+    # The options not given.
+    assert set(mine.preset) == {"share_trunk", "trunk_update", "shared_body"}
     assert mine.learners[0].config["encoder"] == "mlp"
     assert "symmetries" not in mine.learners[0].config
     half = make_plan(TrainConfig(symmetries="canonical"), connect_four, cores=2)
@@ -78,6 +86,7 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
     assert half.learners[0].config["symmetry_mode"] == "canonical"
     own = make_plan(TrainConfig(policies=[{"algo": "dqn", "encoder": "mlp"}]), connect_four)
     assert own.learners[0].config["encoder"] == "mlp"  # a learner's own config wins too
+    assert "shared_body" not in own.learners[0].config  # DQN has none: the preset skips it
     # The preset's shared trunk applies only where every learner can share it: not with
     # a DQN learner, nor with stacking off; one you ask for there is refused.
     assert own.config.share_trunk is False and own.config.trunk_update == "mean"
