@@ -452,7 +452,8 @@ def test_a_run_wide_shared_body_reaches_every_ppo_learner_and_no_other():
     connect_four = EnvInfo.probe("classic/connect_four-v3", measure=False)
     plan = make_plan(TrainConfig(shared_body=True), connect_four, cores=2)
     assert all(s.config["shared_body"] for s in plan.learners)
-    assert "shared_body" not in make_plan(TrainConfig(), connect_four, cores=2).learners[0].config
+    plain = make_plan(TrainConfig(preset=False), connect_four, cores=2)
+    assert "shared_body" not in plain.learners[0].config  # off by default, but for presets
     # Any encoder can share its body; an algorithm without the option is refused.
     mlp = make_plan(TrainConfig(shared_body=True, preset=False), connect_four, cores=2)
     assert all(s.config["shared_body"] for s in mlp.learners)
