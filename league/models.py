@@ -736,10 +736,11 @@ class ActorCritic(nn.Module):
         self.critic_head = layer_init(nn.Linear(feature_dim, 1), std=1.0)
 
     def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.shared or self.shared_body:
-            features = self.torso(obs) if self.shared else self.actor_body(obs)
+        if self.shared:
+            features = self.torso(obs)
             return features, features
-        return self.actor_body(obs), self.critic_body(obs)
+        actor = self.actor_body(obs)
+        return actor, actor if self.shared_body else self.critic_body(obs)
 
     def _critic_features(self, obs: torch.Tensor) -> torch.Tensor:
         if self.shared:

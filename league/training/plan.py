@@ -525,8 +525,8 @@ def _spec(
         algo_config["encoder"] = config.encoder
     if "encoder" in algo_config:  # one that cannot read the observations: refused now
         pick_encoder(obs_space, algo_config["encoder"], f"policy {entry['id']!r}")
-    for name in BOARD_OPTIONS:
-        _board_option(name, config, entry, obs_space, action_space, algo_config, soft)
+    for name in MODEL_OPTIONS:
+        _model_option(name, config, entry, obs_space, action_space, algo_config, soft)
     if "symmetries" not in algo_config and config.symmetries:
         _add_symmetries(config, env, entry, algo_config, required="symmetries" not in soft)
     device = policy_device(index, override=config.device)
@@ -546,14 +546,14 @@ def _spec(
 
 # PPO's model options that are also run-wide (TrainConfig): what each is called in a
 # refusal, and why it cannot work for a learner (None if it can).
-BOARD_OPTIONS = {
+MODEL_OPTIONS = {
     "column_head": ("the column head", column_head_fits),
     "board_support": ("board support", board_support_fits),
     "shared_body": ("a shared body", lambda *_: None),  # any encoder (images always share)
 }
 
 
-def _board_option(
+def _model_option(
     name: str,
     config: TrainConfig,
     entry: dict[str, Any],
@@ -562,13 +562,13 @@ def _board_option(
     algo_config: dict[str, Any],
     soft: Collection[str],
 ) -> None:
-    """Check a learner's own board option `name` (one of BOARD_OPTIONS), or give it the
+    """Check a learner's own model option `name` (one of MODEL_OPTIONS), or give it the
     run-wide one. One that cannot work is refused before training; the run-wide one
     filled by a preset is left off the learners it does not fit."""
     own = name in algo_config
     if not (algo_config[name] if own else getattr(config, name)):
         return
-    label, fits = BOARD_OPTIONS[name]
+    label, fits = MODEL_OPTIONS[name]
     if not own and not _takes(entry, name):
         why = f"algorithm {entry['algo']!r} has no {name} option (PPO has)"
     else:
