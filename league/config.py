@@ -296,7 +296,9 @@ class TrainConfig:
         1,
         "torch intra-op threads in the training process while acting (0 = torch's "
         "default). Small models act fastest on one thread; with 1, sync mode's updates "
-        "use 2 threads while the envs wait.",
+        "use 1 or 2 threads, whichever their timing finds faster while the envs wait (the "
+        "two are not bitwise equal, so a seed's run can differ; 2 repeats it exactly; "
+        "docs/training.md).",
     )
     tensorboard: bool = option(True, "Write TensorBoard scalars under ``<run_dir>/tb``.")
     plots: bool = option(

@@ -302,9 +302,11 @@ class UpdateThreads:
     next to the test suite). The first updates alternate one and two threads;
     then the faster (median seconds per sample over the last few) is kept, and
     the other is tried again after `recheck` updates, twice as long after each
-    time it loses (at most `max_recheck`). Either count gives the same numbers
-    for models of this size (an MLP's gradients and the stacked baddbmm were
-    checked bitwise equal on CPU).
+    time it loses (at most `max_recheck`). The two counts do not give bitwise
+    equal updates (torch 2.13's CPU build: a six-member stacked update differs
+    in the last bits, MLP and board CNN alike), so two runs of one seed are the
+    same run only while the timing picks the same count for every update; set
+    `torch_threads` to 2 or more for repeatable runs (docs/training.md).
     """
 
     def __init__(
