@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -339,10 +341,18 @@ class StackedPPO:
     # -- the update --------------------------------------------------------------
 
     def learn(
-        self, batches: Mapping[int, Batch], interrupt: Interrupt | None = None
+        self,
+        batches: Mapping[int, Batch],
+        interrupt: Interrupt | None = None,
+        pool: Executor | None = None,
     ) -> dict[int, dict[str, float] | NonFiniteLossError]:
         """One PPO update of each member in `batches`; per member, its stats or the
-        NonFiniteLossError that rolled it back (the others keep their update)."""
+        NonFiniteLossError that rolled it back (the others keep their update).
+
+        On the CPU each minibatch's losses and gradients are computed in two halves
+        of its rows, summed in a fixed order; given a `pool`, one half runs in it while
+        this thread computes the other. Each half runs on one torch thread either way,
+        so the update is bitwise the same with or without the pool."""
         members = sorted(batches)
         sizes = {require_keys(batches[m], BATCH_KEYS, "PPO") for m in members}
         if len(sizes) != 1:
@@ -397,26 +407,29 @@ class StackedPPO:
             for start in range(0, batch_size, minibatch_size):
                 mb = orders[:, start : start + minibatch_size]
                 stepping = active & alive
-                terms = self._losses(
-                    index,
-                    h,
+                advantages = b_advantages[rows, mb]
+                if cfg.norm_adv:  # over the whole minibatch, before it is split
+                    mean = advantages.mean(dim=1, keepdim=True)
+                    std = advantages.std(dim=1, correction=0, keepdim=True)
+                    advantages = (advantages - mean) / (std + 1e-8)
+                data = (
                     b_obs[rows, mb],
                     None if b_masks is None else b_masks[rows, mb],
                     b_actions[rows, mb],
                     b_logprobs[rows, mb],
                     b_values[rows, mb],
-                    b_advantages[rows, mb],
+                    advantages,
                     b_returns[rows, mb],
                 )
+                terms, grads = self._terms_and_grads(index, h, data, stepping, pool)
+                # A member whose loss is not finite stops here; its gradient rows
+                # (its own alone: members share no computation) are never applied.
                 finite = torch.stack([torch.isfinite(t) for t in terms.values()]).all(dim=0)
                 self._fail(members, stepping & ~finite, terms, failures)
                 alive &= finite | ~stepping
                 stepping = stepping & alive
-                for p in self.params.values():
-                    p.grad = None
-                loss = terms["policy_loss"] - h["ent_coef"] * terms["entropy"]
-                loss = loss + h["vf_coef"] * terms["value_loss"]
-                torch.where(stepping, loss, torch.zeros_like(loss)).sum().backward()
+                for p, grad in zip(self.params.values(), grads, strict=True):
+                    p.grad = grad
                 grad_norm = self._clip_grads(index, h["max_grad_norm"], stepping)
                 bad_norm = stepping & ~torch.isfinite(grad_norm)
                 self._fail(members, bad_norm, {"grad_norm": grad_norm}, failures)
@@ -459,6 +472,38 @@ class StackedPPO:
             results[m] = stats
         return results
 
+    def _terms_and_grads(
+        self,
+        index: torch.Tensor,
+        h: dict[str, torch.Tensor],
+        data: tuple[torch.Tensor | None, ...],
+        stepping: torch.Tensor,
+        pool: Executor | None,
+    ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """A minibatch's loss terms per member (each (K,)) and the gradient of the
+        stepping members' losses, one tensor per parameter: on the CPU from two halves
+        of the minibatch's rows (one in `pool` if given), added in a fixed order."""
+        rows = data[0].shape[1]
+        halves = 2 if self.device.type == "cpu" and rows > 1 else 1
+        cuts = [rows * i // halves for i in range(halves + 1)]
+        params = list(self.params.values())
+
+        def part(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+            piece = [None if x is None else x[:, lo:hi] for x in data]
+            terms = self._losses(index, h, *piece, scale=1.0 / rows)
+            loss = terms["policy_loss"] - h["ent_coef"] * terms["entropy"]
+            loss = loss + h["vf_coef"] * terms["value_loss"]
+            loss = torch.where(stepping, loss, torch.zeros_like(loss)).sum()
+            return terms, torch.autograd.grad(loss, params, materialize_grads=True)
+
+        spans = list(itertools.pairwise(cuts))
+        away = pool.submit(part, *spans[0]) if pool is not None and halves > 1 else None
+        parts = [part(*span) for span in spans[1:]]
+        parts.insert(0, away.result() if away is not None else part(*spans[0]))
+        terms = {key: sum(t[key] for t, _ in parts) for key in parts[0][0]}
+        grads = [sum(g) for g in zip(*(g for _, g in parts), strict=True)]
+        return terms, grads
+
     def _losses(
         self,
         index: torch.Tensor,
@@ -470,9 +515,11 @@ class StackedPPO:
         old_values: torch.Tensor,
         advantages: torch.Tensor,
         returns: torch.Tensor,
+        scale: float,
     ) -> dict[str, torch.Tensor]:
-        """PPO's loss terms per member (each (K,)), for the members in `index`."""
-        cfg = self.shared_config
+        """PPO's loss terms per member (each (K,)), for the members in `index`: sums
+        over these rows times `scale` (1 / the minibatch's rows: their share of its
+        means). Advantages come normalised over the minibatch, if they are."""
         k, mb = obs.shape[:2]
         params = self._rows(index)
         dist, newvalue = dist_and_value(self.template, params, obs, masks)
@@ -482,26 +529,22 @@ class StackedPPO:
         ratio = logratio.exp()
         clip = h["clip_coef"].unsqueeze(1)
         with torch.no_grad():
-            approx_kl = ((ratio - 1) - logratio).mean(dim=1)
-            clipfrac = ((ratio - 1.0).abs() > clip).float().mean(dim=1)
-        if cfg.norm_adv:
-            mean = advantages.mean(dim=1, keepdim=True)
-            std = advantages.std(dim=1, correction=0, keepdim=True)
-            advantages = (advantages - mean) / (std + 1e-8)
+            approx_kl = ((ratio - 1) - logratio).sum(dim=1) * scale
+            clipfrac = ((ratio - 1.0).abs() > clip).float().sum(dim=1) * scale
         pg_loss1 = -advantages * ratio
         pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-        pg_loss = torch.max(pg_loss1, pg_loss2).mean(dim=1)
-        if cfg.clip_vloss:
+        pg_loss = torch.max(pg_loss1, pg_loss2).sum(dim=1) * scale
+        if self.shared_config.clip_vloss:
             v_loss_unclipped = (newvalue - returns) ** 2
             v_clipped = old_values + torch.clamp(newvalue - old_values, -clip, clip)
             v_loss_clipped = (v_clipped - returns) ** 2
-            v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean(dim=1)
+            v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).sum(dim=1) * scale
         else:
-            v_loss = 0.5 * ((newvalue - returns) ** 2).mean(dim=1)
+            v_loss = 0.5 * ((newvalue - returns) ** 2).sum(dim=1) * scale
         return {
             "policy_loss": pg_loss,
             "value_loss": v_loss,
-            "entropy": entropy.mean(dim=1),
+            "entropy": entropy.sum(dim=1) * scale,
             "approx_kl": approx_kl,
             "clipfrac": clipfrac,
         }

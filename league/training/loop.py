@@ -12,6 +12,7 @@ import contextlib
 import functools
 import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -293,20 +294,20 @@ class Loop:
 
 
 class UpdateThreads:
-    """How many torch threads sync mode's updates use, chosen by timing them.
+    """Whether sync mode's updates use a second thread, chosen by timing them.
 
     The envs wait while the learners train, so a second thread on a second
     core speeds the update up on an otherwise idle machine; on a machine whose
-    cores other processes hold, the two threads wait for each other and an
-    update takes several times as long (measured: 9x with a benchmark running
-    next to the test suite). The first updates alternate one and two threads;
-    then the faster (median seconds per sample over the last few) is kept, and
-    the other is tried again after `recheck` updates, twice as long after each
-    time it loses (at most `max_recheck`). The two counts do not give bitwise
-    equal updates (torch 2.13's CPU build: a six-member stacked update differs
-    in the last bits, MLP and board CNN alike), so two runs of one seed are the
-    same run only while the timing picks the same count for every update; set
-    `torch_threads` to 2 or more for repeatable runs (docs/training.md).
+    cores other processes hold, two threads wait for each other and an update
+    can take several times as long (measured: 9x with a benchmark running next
+    to the test suite, when the second thread was torch's own). The first
+    updates alternate one and two threads; then the faster (median seconds per
+    sample over the last few) is kept, and the other is tried again after
+    `recheck` updates, twice as long after each time it loses (at most
+    `max_recheck`). The choice changes no number: a stack computes each
+    minibatch in the same two halves, each on one torch thread, whether they run
+    one after the other or side by side (`StackedPPO.learn`), so a seed repeats
+    its run whatever the timing picks.
     """
 
     def __init__(
@@ -359,6 +360,10 @@ class SyncLoop(Loop):
     def __init__(self, trainer: Trainer, vec: Any) -> None:
         super().__init__(trainer, vec)
         self.update_threads = UpdateThreads(available_cores())
+        # The second thread of an update: one torch thread, as this one has.
+        self.update_pool = ThreadPoolExecutor(
+            1, "league-update", initializer=torch.set_num_threads, initargs=(1,)
+        )
 
     def iterate(self) -> None:
         for _ in range(self.config.rollout * self.collector.steps_per_round):
@@ -373,16 +378,15 @@ class SyncLoop(Loop):
                 return
             self.train(batches)
 
+    def close(self) -> None:
+        self.update_pool.shutdown()
+
     def train(self, batches: dict[str, dict[str, np.ndarray]]) -> None:
+        # With torch_threads other than 1 every update runs on that many torch threads.
         threads = self.update_threads.pick() if self.config.torch_threads == 1 else 0
-        if threads:
-            torch.set_num_threads(threads)
+        pool = self.update_pool if threads == 2 else None
         started = time.perf_counter()
-        try:
-            results = self.population.learn(batches, interrupt=self.interrupted)
-        finally:
-            if threads:
-                torch.set_num_threads(1)
+        results = self.population.learn(batches, interrupt=self.interrupted, pool=pool)
         if threads:
             samples = sum(len(b["rewards"]) for b in batches.values())
             self.update_threads.record(threads, time.perf_counter() - started, samples)

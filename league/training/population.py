@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -123,8 +124,12 @@ class LearnerUnit:
         self.lock = threading.Lock()  # held during an update (async checkpoints take it)
 
     def learn(
-        self, batches: Mapping[str, Batch], interrupt: Interrupt | None = None
+        self,
+        batches: Mapping[str, Batch],
+        interrupt: Interrupt | None = None,
+        pool: Executor | None = None,
     ) -> dict[str, dict[str, float] | NonFiniteLossError]:
+        """The learner's update, on this thread (`pool` is for stacks)."""
         (pid,) = batches
         try:
             return {pid: self.algo.learn(batches[pid], interrupt=interrupt)}
@@ -145,14 +150,17 @@ class StackUnit:
         self.lock = threading.Lock()
 
     def learn(
-        self, batches: Mapping[str, Batch], interrupt: Interrupt | None = None
+        self,
+        batches: Mapping[str, Batch],
+        interrupt: Interrupt | None = None,
+        pool: Executor | None = None,
     ) -> dict[str, dict[str, float] | NonFiniteLossError]:
         results: dict[str, Any] = {}
         by_size: dict[int, dict[int, Batch]] = {}
         for pid, batch in batches.items():  # async may drop stale rows: one call per size
             by_size.setdefault(len(batch["rewards"]), {})[self.index[pid]] = batch
         for group in by_size.values():
-            for member, result in self.stack.learn(group, interrupt).items():
+            for member, result in self.stack.learn(group, interrupt, pool).items():
                 results[self.ids[member]] = result
             # A shared trunk moved for the members without a batch too.
             moved = range(self.stack.num_members) if self.stack.share_trunk else group
@@ -242,22 +250,30 @@ class Population:
     # -- learning ----------------------------------------------------------------
 
     def learn(
-        self, batches: Mapping[str, Batch], interrupt: Interrupt | None = None
+        self,
+        batches: Mapping[str, Batch],
+        interrupt: Interrupt | None = None,
+        pool: Executor | None = None,
     ) -> dict[str, dict[str, float] | NonFiniteLossError]:
-        """One update for every learner with a batch; each unit trains its learners together."""
+        """One update for every learner with a batch; each unit trains its learners
+        together (a stack with a second thread from `pool`, if given)."""
         results: dict[str, Any] = {}
         for unit in self.units:
             mine = {pid: batches[pid] for pid in unit.ids if pid in batches}
             if mine:
                 with unit.lock:
-                    results.update(self.learn_unit(unit, mine, interrupt))
+                    results.update(self.learn_unit(unit, mine, interrupt, pool))
         return results
 
     def learn_unit(
-        self, unit: LearnerUnit | StackUnit, batches: Mapping[str, Batch], interrupt: Any = None
+        self,
+        unit: LearnerUnit | StackUnit,
+        batches: Mapping[str, Batch],
+        interrupt: Any = None,
+        pool: Executor | None = None,
     ) -> dict[str, dict[str, float] | NonFiniteLossError]:
         """One update of one unit's learners (the caller holds `unit.lock`)."""
-        return unit.learn(batches, interrupt)
+        return unit.learn(batches, interrupt, pool)
 
     def hyperparameters(self, policy_id: str) -> dict[str, float]:
         return self.learners[policy_id].hyperparameters()

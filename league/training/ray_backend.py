@@ -22,6 +22,7 @@ import math
 import socket
 import sys
 from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -108,18 +109,26 @@ class LearnerHost:
             specs, env, stack=stack, share_trunk=share_trunk, trunk_update=trunk_update
         )
         self.stopped = -1  # the number of the last update told to stop
+        self.pool = ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,))
 
     def learn(
-        self, batches: dict[str, Batch], deadline: float | None, threads: int, number: int
+        self,
+        batches: dict[str, Batch],
+        deadline: float | None,
+        threads: int,
+        number: int,
+        parallel: bool = False,
     ) -> tuple[dict, dict]:
         import time
 
         def interrupt() -> bool:
             return self.stopped == number or (deadline is not None and time.time() > deadline)
 
-        # The driver's choice (sync mode times one and two threads while the envs wait).
+        # The driver's choices: its torch threads, and whether a stack's update uses a
+        # second thread (sync mode times one and two while the envs wait).
         torch.set_num_threads(threads)
-        results = self.population.learn(batches, interrupt)
+        pool = self.pool if parallel else None
+        results = self.population.learn(batches, interrupt, pool)
         updated = [pid for pid, r in results.items() if not isinstance(r, NonFiniteLossError)]
         return results, self.acting_weights(self.population.moved(updated))
 
@@ -280,7 +289,13 @@ class RayPopulation(Population):
                 "last checkpoint is its state: resume the run directory to continue"
             ) from None
 
-    def learn_unit(self, unit: Any, batches: Mapping[str, Batch], interrupt: Any = None) -> dict:
+    def learn_unit(
+        self,
+        unit: Any,
+        batches: Mapping[str, Batch],
+        interrupt: Any = None,
+        pool: Executor | None = None,
+    ) -> dict:
         import ray
 
         threads = torch.get_num_threads()
@@ -290,7 +305,8 @@ class RayPopulation(Population):
             if not mine:
                 continue
             number = next(self._numbers)  # async mode's learner threads call this at once
-            pending[host.learn.remote(mine, self.deadline, threads, number)] = (host, number)
+            ref = host.learn.remote(mine, self.deadline, threads, number, pool is not None)
+            pending[ref] = (host, number)
         refs = list(pending)
         if interrupt is not None:
             while len(ray.wait(refs, num_returns=len(refs), timeout=0.05)[0]) < len(refs):
