@@ -296,9 +296,9 @@ class TrainConfig:
         1,
         "torch intra-op threads in the training process while acting (0 = torch's "
         "default). Small models act fastest on one thread; with 1, sync mode's updates "
-        "use 1 or 2 threads, whichever their timing finds faster while the envs wait (the "
-        "two are not bitwise equal, so a seed's run can differ; 2 repeats it exactly; "
-        "docs/training.md).",
+        "take a second thread when their timing finds it faster while the envs wait, "
+        "which changes no number for stacked learners (a seed repeats its run; learners "
+        "on their own repeat only with a fixed count; docs/training.md).",
     )
     tensorboard: bool = option(True, "Write TensorBoard scalars under ``<run_dir>/tb``.")
     plots: bool = option(

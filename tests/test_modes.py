@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from league.training import Observer
 from league.training.devices import policy_device
 
 TTT = "classic/tictactoe-v3"
+C4 = "classic/connect_four-v3"
 FAST = dict(num_envs=8, rollout=32, batch_size=256, progress=False, tensorboard=False)
 # The learning tests: 32 boards acting in one forward pass train the same 256-sample
 # batches as FAST's 8 in about 60% of the time.
@@ -166,6 +168,35 @@ def test_async_with_workers_acts_on_some_envs_while_others_step(tmp_path: Path):
     assert all(steps > 0 for steps in committed["learner_steps"].values())
     assert run.env_steps >= 6_000
     assert len(pd.read_csv(tmp_path / "matches.csv.gz")) > 100
+
+
+def test_a_seed_repeats_its_run_whether_updates_use_one_thread_or_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Sync mode gives a stack's update a second thread when timing finds it faster,
+    so the choice varies with the machine's load: it must change no number, or two
+    runs of one seed part (connect four's preset: board CNN, mirror, one trunk)."""
+    from league.training.loop import UpdateThreads
+
+    records, weights = [], []
+    for threads in (1, 2):
+        monkeypatch.setattr(UpdateThreads, "pick", lambda self, n=threads: n)
+        run_dir = tmp_path / f"threads{threads}"
+        options = {**FAST, "num_workers": 0}
+        league.train(C4, num_policies=2, total_steps=6_000, seed=3, run_dir=str(run_dir), **options)
+        records.append(gzip.decompress((run_dir / "matches.csv.gz").read_bytes()))
+        # The last checkpoint of each learner: a few last bits apart would show here
+        # long before they changed a sampled move.
+        files = sorted(run_dir.glob("checkpoints/p*/*.pt"), key=lambda f: int(f.stem))
+        last = {f.parent.name: f for f in files}
+        weights.append(
+            {pid: torch.load(f, weights_only=False)["state"]["model"] for pid, f in last.items()}
+        )
+    assert records[0] == records[1]
+    assert records[0].count(b"\n") > 100  # games played after many updates
+    assert weights[0].keys() == weights[1].keys() == {"p0", "p1"}
+    for pid, model in weights[0].items():
+        assert all(torch.equal(model[k], weights[1][pid][k]) for k in model), pid
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu:0"])

@@ -129,12 +129,19 @@ class LearnerUnit:
         interrupt: Interrupt | None = None,
         pool: Executor | None = None,
     ) -> dict[str, dict[str, float] | NonFiniteLossError]:
-        """The learner's update, on this thread (`pool` is for stacks)."""
+        """The learner's update. Given a `pool` (a second thread is worth it), it runs
+        on two torch threads instead, whose sums are not bitwise those of one: a seed
+        repeats a run with such learners only with a fixed `torch_threads`."""
         (pid,) = batches
+        threads = torch.get_num_threads()
+        if pool is not None:
+            torch.set_num_threads(2)
         try:
             return {pid: self.algo.learn(batches[pid], interrupt=interrupt)}
         except NonFiniteLossError as err:
             return {pid: err}
+        finally:
+            torch.set_num_threads(threads)
 
 
 class StackUnit:
