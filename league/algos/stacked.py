@@ -496,10 +496,10 @@ class StackedPPO:
             loss = torch.where(stepping, loss, torch.zeros_like(loss)).sum()
             return terms, torch.autograd.grad(loss, params, materialize_grads=True)
 
-        spans = list(itertools.pairwise(cuts))
-        away = pool.submit(part, *spans[0]) if pool is not None and halves > 1 else None
-        parts = [part(*span) for span in spans[1:]]
-        parts.insert(0, away.result() if away is not None else part(*spans[0]))
+        first, *rest = itertools.pairwise(cuts)
+        away = pool.submit(part, *first) if pool is not None and rest else None
+        later = [part(*span) for span in rest]  # this thread's, while the pool has the first
+        parts = [away.result() if away is not None else part(*first), *later]
         terms = {key: sum(t[key] for t, _ in parts) for key in parts[0][0]}
         grads = [sum(g) for g in zip(*(g for _, g in parts), strict=True)]
         return terms, grads
