@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from league.algos.stacked import TRUNK_UPDATES
 from league.errors import ConfigError, unknown_keys
 from league.manager import LeagueConfig
 from league.roles import ALPHASTAR_ROLES, LEAGUE_ROLES
@@ -20,7 +21,6 @@ from wrappers.multiagent import check_opening
 
 MODES = ("sync", "async")
 BACKENDS = ("auto", "local", "multiprocessing", "ray")
-TRUNK_UPDATES = ("mean", "sum")  # how a shared trunk moves: docs/training.md
 # The budget when none is given: long enough on a 2-core laptop for a connect-four league
 # to take snapshots and beat weak play (docs/benchmarks.md).
 DEFAULT_SECONDS = 600.0
@@ -231,7 +231,9 @@ class TrainConfig:
         None,
         "With share_trunk: how an optimizer step moves the shared trunk. 'mean': by the "
         "mean of the stepping members' updates; 'sum': by their sum, so the trunk moves "
-        "as far per sample as one learner's own network would (docs/training.md). "
+        "as far per sample as one learner's own network would; 'joint': by one Adam "
+        "update on the sum of their gradients, as one network with a head per learner "
+        "would train (docs/training.md). "
         "Default: the env's preset ('sum' on connect four), else 'mean'.",
     )
     greedy_snapshots: bool = option(

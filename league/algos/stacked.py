@@ -89,6 +89,10 @@ ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which PPO uses
 # What a shared trunk shares: the actor's and critic's encoders and hidden layers. The
 # output layers (actor_head, critic_head) stay each member's own.
 TRUNK = ("actor_body.", "critic_body.")
+# How an optimizer step moves a shared trunk (docs/training.md): by the mean or the sum
+# of the stepping members' own Adam updates, or by one Adam update on the sum of their
+# gradients ("joint").
+TRUNK_UPDATES = ("mean", "sum", "joint")
 
 
 def stack_key(config: Any) -> tuple:
@@ -245,8 +249,8 @@ class StackedPPO:
         share_trunk: bool = False,
         trunk_update: str = "mean",
     ) -> None:
-        if trunk_update not in ("mean", "sum"):
-            raise ValueError(f"trunk_update must be 'mean' or 'sum', got {trunk_update!r}")
+        if trunk_update not in TRUNK_UPDATES:
+            raise ValueError(f"trunk_update must be one of {TRUNK_UPDATES}, got {trunk_update!r}")
         if len(configs) != len(seeds) or not configs:
             raise ValueError("StackedPPO needs one config and one seed per member")
         self.configs = [parse_config(PPOConfig, c, "PPO") for c in configs]
@@ -316,6 +320,16 @@ class StackedPPO:
             if before:
                 mean = torch.lerp(before[name], mean, float(len(rows)))
             p.copy_(mean.expand_as(p))
+
+    @torch.no_grad()
+    def _pool_trunk_grads(self, rows: torch.Tensor) -> None:
+        """trunk_update="joint": the trunk gradient of each member in `rows` becomes
+        their sum (the gradient of the sum of their losses), so each takes the same
+        Adam update from the same moments: one optimizer on everyone's samples."""
+        for name in self.trunk:
+            grad = self.params[name].grad
+            pooled = grad.index_select(0, rows).sum(0, keepdim=True)
+            grad.index_copy_(0, rows, pooled.expand(len(rows), *grad.shape[1:]))
 
     # -- hyperparameters -------------------------------------------------------
 
@@ -435,6 +449,8 @@ class StackedPPO:
                 self._fail(members, bad_norm, {"grad_norm": grad_norm}, failures)
                 alive &= ~bad_norm
                 stepping = stepping & alive
+                if self.trunk and self.trunk_update == "joint" and stepping.any():
+                    self._pool_trunk_grads(index[stepping])
                 # The trunk before the step, which the sum of the updates starts from.
                 sums_from = self.trunk if self.trunk_update == "sum" else []
                 before = {name: self.params[name][:1].detach().clone() for name in sums_from}
