@@ -99,6 +99,10 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
         make_plan(TrainConfig(stack=False, trunk_update="sum"), connect_four, cores=2)
     separate = make_plan(TrainConfig(share_trunk=False), connect_four, cores=2)
     assert separate.config.trunk_update == "mean" and "trunk_update" not in separate.preset
+    joint = make_plan(TrainConfig(trunk_update="joint"), connect_four, cores=2)
+    assert joint.config.trunk_update == "joint" and "trunk_update" not in joint.preset
+    with pytest.raises(ConfigError, match=r"choose one of \['mean', 'sum', 'joint'\]"):
+        TrainConfig(trunk_update="jont")
     # On Ray one trunk trains in one learner actor: planned before Ray builds anything.
     ray = {"backend": "ray", "num_workers": 2}
     split = make_plan(TrainConfig(ray_learner_actors=2, **ray), connect_four, cluster_gpus=0)

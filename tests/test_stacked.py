@@ -296,6 +296,38 @@ def test_a_shared_trunk_moves_every_member_by_the_mean_or_sum_of_the_updates(upd
     assert shared.versions == [1, 0, 1]
 
 
+def test_a_joint_trunk_takes_one_adam_step_on_the_sum_of_the_members_gradients():
+    """trunk_update="joint": the trunk trains as one network with a head per member
+    would. Two members with one starting network, each stepping on its own batch,
+    move the trunk as a lone learner does on both batches at once: their summed
+    gradient is twice its mean one, and Adam (with eps out of the way) is blind to
+    the scale. Advantages unnormalised and no clipping, so the losses add up."""
+    cfg = {**ONE_STEP[0], "norm_adv": False, "max_grad_norm": 1e9, "adam_eps": 1e-12}
+    rng = np.random.default_rng(6)
+    first, second = _batch(rng), _batch(rng)
+    joint = StackedPPO(
+        BOARD, ACTIONS, [cfg, cfg], seeds=[3, 3], share_trunk=True, trunk_update="joint"
+    )
+    lone = StackedPPO(BOARD, ACTIONS, [cfg], seeds=[3])
+    joint.learn({0: first, 1: second})
+    lone.learn({0: {k: np.concatenate([first[k], second[k]]) for k in first}})
+    trunk, heads = _parts(joint)
+    assert _trunks_equal(joint)
+    for name in trunk:
+        for store, power in (("exp_avg", 1), ("exp_avg_sq", 2)):  # one optimizer's moments
+            mine, its = getattr(joint, store)[name], getattr(lone, store)[name][0]
+            assert torch.equal(mine[0], mine[1])
+            want = its * 2**power
+            atol = 1e-5 * float(want.abs().max())  # the two sums' rounding, where ~0
+            torch.testing.assert_close(mine[0], want, rtol=1e-4, atol=atol)
+        # Adam's first step is the gradient's sign: the same wherever it is not ~0.
+        moved, want = joint.params[name][0], lone.params[name][0]
+        close = torch.isclose(moved, want, rtol=0, atol=1e-6)
+        assert close.float().mean() > 0.999, name
+    for name in heads:  # each member's own gradient
+        assert not torch.equal(joint.exp_avg[name][0], joint.exp_avg[name][1])
+
+
 def test_a_shared_trunk_survives_reset_load_and_a_rolled_back_member():
     rng = np.random.default_rng(5)
     stack = StackedPPO(BOARD, ACTIONS, ONE_STEP, seeds=SEEDS, share_trunk=True)
