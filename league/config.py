@@ -299,8 +299,7 @@ class TrainConfig:
         "torch intra-op threads in the training process while acting (0 = torch's "
         "default). Small models act fastest on one thread; with 1, sync mode's updates "
         "take a second thread when their timing finds it faster while the envs wait, "
-        "which changes no number for stacked learners (a seed repeats its run; learners "
-        "on their own repeat only with a fixed count; docs/training.md).",
+        "which changes no number (a seed repeats its run; docs/training.md).",
     )
     tensorboard: bool = option(True, "Write TensorBoard scalars under ``<run_dir>/tb``.")
     plots: bool = option(

@@ -7,10 +7,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
@@ -32,6 +34,19 @@ def tictactoe_on_library_defaults():
     register_preset("tictactoe_v3", {})
     yield
     unregister_preset("tictactoe_v3")
+
+
+class CountingPool(ThreadPoolExecutor):
+    """The second thread of sync mode's updates (one torch thread), counting the work
+    it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(1, initializer=torch.set_num_threads, initargs=(1,))
+        self.submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

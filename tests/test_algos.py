@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import CountingPool
 
 from league.algos import (
     A2CConfig,
@@ -263,6 +264,25 @@ def test_state_dict_round_trip_resumes_exactly(name, tmp_path):
     assert algo.learn(batch) == resumed.learn(batch)
     assert_same(parameters(algo.model), parameters(resumed.model))
     np.testing.assert_array_equal(algo.act(obs, mask)[0], resumed.act(obs, mask)[0])
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
+def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(name):
+    """Sync mode hands an update a second thread when timing finds it faster: each
+    minibatch's gradient comes from the same two halves either way, so a seed repeats
+    its run whatever the timing picks."""
+    pool = CountingPool()
+    runs = []
+    for second in (None, pool):
+        algo, collector = setup(name)
+        stats = [algo.learn(collector.collect(algo, steps=24), pool=second) for _ in range(3)]
+        moments = [v for s in algo.optimizer.state.values() for v in s.values()]
+        runs.append((stats, parameters(algo.model), moments))
+    pool.shutdown()
+    assert pool.submitted > 0
+    assert runs[0][0] == runs[1][0]  # every statistic, exactly
+    assert_same(runs[0][1], runs[1][1])
+    assert_same(runs[0][2], runs[1][2])
 
 
 @pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])

@@ -170,31 +170,38 @@ def test_async_with_workers_acts_on_some_envs_while_others_step(tmp_path: Path):
     assert len(pd.read_csv(tmp_path / "matches.csv.gz")) > 100
 
 
+@pytest.mark.parametrize(
+    "learners",
+    [{"num_policies": 2}, {"policies": ["ppo", "a2c", "dqn"], "stack": False, "num_envs": 6}],
+    ids=["stack", "each-on-its-own"],
+)
 def test_a_seed_repeats_its_run_whether_updates_use_one_thread_or_two(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, learners: dict
 ):
-    """Sync mode gives a stack's update a second thread when timing finds it faster,
-    so the choice varies with the machine's load: it must change no number, or two
-    runs of one seed part (connect four's preset: board CNN, mirror, one trunk)."""
+    """Sync mode gives an update a second thread when timing finds it faster, so
+    the choice varies with the machine's load: it must change no number, or two
+    runs of one seed part. A stack (connect four's preset: board CNN, mirror, one
+    trunk) and PPO, A2C and DQN learners each on its own."""
     from league.training.loop import UpdateThreads
 
     records, weights = [], []
     for threads in (1, 2):
         monkeypatch.setattr(UpdateThreads, "pick", lambda self, n=threads: n)
         run_dir = tmp_path / f"threads{threads}"
-        options = {**FAST, "num_workers": 0}
-        league.train(C4, num_policies=2, total_steps=6_000, seed=3, run_dir=str(run_dir), **options)
+        options = {**FAST, "num_workers": 0, **learners}
+        league.train(C4, total_steps=6_000, seed=3, run_dir=str(run_dir), **options)
         records.append(gzip.decompress((run_dir / "matches.csv.gz").read_bytes()))
         # The last checkpoint of each learner: a few last bits apart would show here
         # long before they changed a sampled move.
-        files = sorted(run_dir.glob("checkpoints/p*/*.pt"), key=lambda f: int(f.stem))
+        files = sorted(run_dir.glob("checkpoints/*/*.pt"), key=lambda f: int(f.stem))
         last = {f.parent.name: f for f in files}
         weights.append(
             {pid: torch.load(f, weights_only=False)["state"]["model"] for pid, f in last.items()}
         )
     assert records[0] == records[1]
     assert records[0].count(b"\n") > 100  # games played after many updates
-    assert weights[0].keys() == weights[1].keys() == {"p0", "p1"}
+    ids = {"p0", "p1"} if "num_policies" in learners else {"ppo0", "a2c1", "dqn2"}
+    assert weights[0].keys() == weights[1].keys() == ids
     for pid, model in weights[0].items():
         assert all(torch.equal(model[k], weights[1][pid][k]) for k in model), pid
 

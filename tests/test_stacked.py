@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 import torch
+from conftest import CountingPool
 from gymnasium import spaces
 
 from league.algos import PPO, make_algorithm
@@ -124,18 +123,6 @@ def test_board_encoders_symmetries_and_continuous_actions_stack_exactly_too():
             _assert_same_learner(stack, m, alone[m])
 
 
-class _CountingPool(ThreadPoolExecutor):
-    """A real second thread that counts the work it was given."""
-
-    def __init__(self) -> None:
-        super().__init__(1, initializer=torch.set_num_threads, initargs=(1,))
-        self.submitted = 0
-
-    def submit(self, *args, **kwargs):
-        self.submitted += 1
-        return super().submit(*args, **kwargs)
-
-
 @pytest.mark.parametrize("share_trunk", [False, True])
 def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(share_trunk: bool):
     """Sync mode's updates use a second thread when timing finds it faster: a seed
@@ -148,7 +135,7 @@ def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(share_tru
     kwargs = {"share_trunk": share_trunk, "trunk_update": "sum"} if share_trunk else {}
     stacks = [StackedPPO(BOARD, ACTIONS, configs, seeds=SEEDS, **kwargs) for _ in range(2)]
     rng = np.random.default_rng(6)
-    pool = _CountingPool()
+    pool = CountingPool()
     for members in ([0, 1, 2], [0, 2]):  # every member, then some (rows gathered)
         batches = {m: _batch(rng) for m in members}
         alone, threaded = stacks[0].learn(batches), stacks[1].learn(batches, pool=pool)

@@ -7,6 +7,7 @@ end), policy-gradient loss, value loss and entropy bonus, RMSprop or Adam.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,9 @@ from league.algos.base import (
     check_config,
     compute_gae,
     explained_variance,
+    minibatch_grads,
     require_keys,
+    set_grads,
     to_tensor,
 )
 from league.models import ENCODERS, IMAGE_PIXELS, ActorCritic
@@ -92,10 +95,12 @@ class A2C(Algorithm):
             eps=cfg.optimizer_eps,
         )
 
-    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
+    def learn(
+        self, batch: Batch, interrupt: Interrupt | None = None, pool: Executor | None = None
+    ) -> dict[str, float]:
         # One optimizer step per update: nothing to interrupt.
         cfg = self.config
-        require_keys(
+        batch_size = require_keys(
             batch,
             ("obs", "actions", "values", "rewards", "terminated", "next_values", "segment_end"),
             "A2C",
@@ -123,27 +128,29 @@ class A2C(Algorithm):
             b_advantages = (b_advantages - b_advantages.mean()) / (
                 b_advantages.std(correction=0) + 1e-8
             )
+        params = list(self.model.parameters())
+        scale = 1.0 / batch_size
 
-        _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
-            b_obs, b_masks, b_actions
-        )
-        pg_loss = -(b_advantages * newlogprob).mean()
-        v_loss = 0.5 * ((newvalue - b_returns) ** 2).mean()
-        entropy_loss = entropy.mean()
-        loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+        def part(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
+                b_obs[lo:hi], None if b_masks is None else b_masks[lo:hi], b_actions[lo:hi]
+            )
+            pg_loss = -(b_advantages[lo:hi] * newlogprob).sum() * scale
+            v_loss = 0.5 * ((newvalue - b_returns[lo:hi]) ** 2).sum() * scale
+            entropy_loss = entropy.sum() * scale
+            loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+            return {"policy_loss": pg_loss, "value_loss": v_loss, "entropy": entropy_loss}, loss
 
-        self.check_finite(checkpoint, policy_loss=pg_loss, value_loss=v_loss, entropy=entropy_loss)
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        terms, grads = minibatch_grads(part, batch_size, params, device, pool)
+        self.check_finite(checkpoint, **terms)
+        set_grads(params, grads)
+        grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         self.check_finite(checkpoint, grad_norm=grad_norm)
         self.optimizer.step()
 
         self.version += 1
         return {
-            "policy_loss": pg_loss.item(),
-            "value_loss": v_loss.item(),
-            "entropy": entropy_loss.item(),
+            **{key: value.item() for key, value in terms.items()},
             "grad_norm": grad_norm.item(),
             "explained_variance": explained_variance(np.asarray(batch["values"]), returns),
         }

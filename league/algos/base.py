@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -150,6 +152,43 @@ def to_tensor(
         # torch warns on every read-only array (e.g. shared-memory views).
         array = array.copy()
     return torch.as_tensor(array, dtype=dtype, device=device)
+
+
+def minibatch_grads(
+    part: Callable[[int, int], tuple[dict[str, torch.Tensor], torch.Tensor]],
+    rows: int,
+    params: Sequence[torch.Tensor],
+    device: torch.device,
+    pool: Executor | None = None,
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """A minibatch's loss terms and the gradient of its loss, one tensor per parameter.
+
+    `part(lo, hi)` gives the terms and the loss of rows lo:hi as sums over them times
+    1 / `rows` (their share of the minibatch's means). On the CPU the minibatch is
+    computed in two fixed halves of its rows, added in a fixed order; given a `pool`,
+    one half runs there while this thread computes the other. With each half on one
+    torch thread (sync mode's pool thread and a `torch_threads=1` run's own) the result
+    is bitwise the same with or without the pool, so a seed repeats its run whatever
+    the update's timing picks (docs/algorithms.md). On a GPU the minibatch stays whole.
+    """
+    halves = 2 if device.type == "cpu" and rows > 1 else 1
+    cuts = [rows * i // halves for i in range(halves + 1)]
+
+    def grads(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        terms, loss = part(lo, hi)
+        return terms, torch.autograd.grad(loss, params, materialize_grads=True)
+
+    first, *rest = itertools.pairwise(cuts)
+    away = pool.submit(grads, *first) if pool is not None and rest else None
+    later = [grads(*span) for span in rest]  # this thread's, while the pool has the first
+    parts = [away.result() if away is not None else grads(*first), *later]
+    terms = {key: sum(t[key] for t, _ in parts) for key in parts[0][0]}
+    return terms, [sum(g) for g in zip(*(g for _, g in parts), strict=True)]
+
+
+def set_grads(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    for p, grad in zip(params, grads, strict=True):
+        p.grad = grad
 
 
 class Policy:
@@ -295,12 +334,16 @@ class Algorithm(Policy, ABC):
     def build_optimizer(self) -> torch.optim.Optimizer: ...
 
     @abstractmethod
-    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
+    def learn(
+        self, batch: Batch, interrupt: Interrupt | None = None, pool: Executor | None = None
+    ) -> dict[str, float]:
         """One update from a batch (see docs/algorithms.md); returns scalar stats.
 
         `interrupt` is asked between optimizer steps; once it returns True the
         update ends there (it still counts as an update): a run's time budget and
-        Ctrl-C are honoured within one minibatch.
+        Ctrl-C are honoured within one minibatch. Given a `pool`, half of each
+        minibatch's gradient is computed there (`minibatch_grads`): the same numbers,
+        sooner on an idle second core.
         """
 
     def frozen_act_kwargs(self) -> dict[str, Any]:

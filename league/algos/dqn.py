@@ -10,7 +10,9 @@ Double DQN) also ranges over the legal actions of the next observation only.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +26,9 @@ from league.algos.base import (
     Batch,
     Interrupt,
     check_config,
+    minibatch_grads,
     require_keys,
+    set_grads,
     to_tensor,
 )
 from league.models import ENCODERS, IMAGE_PIXELS, QNetwork
@@ -178,8 +182,11 @@ class DQN(Algorithm):
             self.acted_samples += len(obs)
         return result
 
-    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
+    def learn(
+        self, batch: Batch, interrupt: Interrupt | None = None, pool: Executor | None = None
+    ) -> dict[str, float]:
         cfg = self.config
+        params = list(self.model.parameters())
         batch_size = require_keys(
             batch, ("obs", "actions", "rewards", "next_obs", "terminated"), "DQN"
         )
@@ -222,13 +229,16 @@ class DQN(Algorithm):
                 else:
                     next_q = self.target_model.get_value(data["next_obs"], data["next_action_mask"])
                 td_target = data["rewards"] + cfg.gamma * next_q * (~data["terminated"]).float()
-            q = self.model(data["obs"]).gather(1, data["actions"].unsqueeze(1)).squeeze(1)
-            td_loss = nn.functional.smooth_l1_loss(q, td_target)
-
-            self.check_finite(checkpoint, td_loss=td_loss)
-            self.optimizer.zero_grad()
-            td_loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            terms, grads = minibatch_grads(
+                functools.partial(self._td_loss, data, td_target),
+                len(td_target),
+                params,
+                self.device,
+                pool,
+            )
+            self.check_finite(checkpoint, td_loss=terms["td_loss"])
+            set_grads(params, grads)
+            grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             self.check_finite(checkpoint, grad_norm=grad_norm)
             self.optimizer.step()
 
@@ -239,8 +249,8 @@ class DQN(Algorithm):
                         self.target_model.parameters(), self.model.parameters(), strict=True
                     ):
                         target.lerp_(online, cfg.tau)
-            td_losses.append(td_loss.detach())
-            q_means.append(q.detach().mean())
+            td_losses.append(terms["td_loss"].detach())
+            q_means.append(terms["q_values"])
 
         self.version += 1
         return stats | {
@@ -248,6 +258,16 @@ class DQN(Algorithm):
             "q_values": torch.stack(q_means).mean().item(),
             "gradient_steps": float(steps),
         }
+
+    def _td_loss(
+        self, data: dict[str, torch.Tensor], td_target: torch.Tensor, lo: int, hi: int
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The Huber TD loss on rows lo:hi of a sampled minibatch, as their share of its mean."""
+        scale = 1.0 / len(td_target)
+        q = self.model(data["obs"][lo:hi]).gather(1, data["actions"][lo:hi].unsqueeze(1))
+        q = q.squeeze(1)
+        loss = nn.functional.smooth_l1_loss(q, td_target[lo:hi], reduction="sum") * scale
+        return {"td_loss": loss, "q_values": q.detach().sum() * scale}, loss
 
     # The replay buffer, target network and counters are part of "resume exactly".
 

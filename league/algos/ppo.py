@@ -8,7 +8,9 @@ global gradient-norm clipping.
 
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +24,9 @@ from league.algos.base import (
     check_config,
     compute_gae,
     explained_variance,
+    minibatch_grads,
     require_keys,
+    set_grads,
     to_tensor,
 )
 from league.models import ENCODERS, IMAGE_PIXELS, ActorCritic
@@ -115,7 +119,9 @@ class PPO(Algorithm):
             self.model.parameters(), lr=self.config.learning_rate, eps=self.config.adam_eps
         )
 
-    def learn(self, batch: Batch, interrupt: Interrupt | None = None) -> dict[str, float]:
+    def learn(
+        self, batch: Batch, interrupt: Interrupt | None = None, pool: Executor | None = None
+    ) -> dict[str, float]:
         cfg = self.config
         batch_size = require_keys(batch, BATCH_KEYS, "PPO")
         checkpoint = self.checkpoint()
@@ -140,6 +146,46 @@ class PPO(Algorithm):
         b_values = to_tensor(batch["values"], device, torch.float32)
         b_advantages = to_tensor(advantages, device)
         b_returns = to_tensor(returns, device)
+        params = list(self.model.parameters())
+
+        def part(
+            mb: torch.Tensor, mb_advantages: torch.Tensor, lo: int, hi: int
+        ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            """PPO's loss terms on rows lo:hi of minibatch `mb`, as their share of its means."""
+            scale = 1.0 / len(mb)
+            rows, adv = mb[lo:hi], mb_advantages[lo:hi]
+            _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
+                b_obs[rows], None if b_masks is None else b_masks[rows], b_actions[rows]
+            )
+            logratio = newlogprob - b_logprobs[rows]
+            ratio = logratio.exp()
+            with torch.no_grad():
+                # The low-variance KL estimator (r - 1) - log r, always >= 0.
+                approx_kl = ((ratio - 1) - logratio).sum() * scale
+                clipfrac = ((ratio - 1.0).abs() > cfg.clip_coef).float().sum() * scale
+            # Clipped surrogate objective, as a loss to minimise.
+            pg_loss1 = -adv * ratio
+            pg_loss2 = -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
+            pg_loss = torch.max(pg_loss1, pg_loss2).sum() * scale
+            if cfg.clip_vloss:
+                v_loss_unclipped = (newvalue - b_returns[rows]) ** 2
+                v_clipped = b_values[rows] + torch.clamp(
+                    newvalue - b_values[rows], -cfg.clip_coef, cfg.clip_coef
+                )
+                v_loss_clipped = (v_clipped - b_returns[rows]) ** 2
+                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).sum() * scale
+            else:
+                v_loss = 0.5 * ((newvalue - b_returns[rows]) ** 2).sum() * scale
+            entropy_loss = entropy.sum() * scale
+            loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
+            terms = {
+                "policy_loss": pg_loss,
+                "value_loss": v_loss,
+                "entropy": entropy_loss,
+                "approx_kl": approx_kl,
+                "clipfrac": clipfrac,
+            }
+            return terms, loss
 
         minibatch_size = cfg.minibatch_size or math.ceil(batch_size / cfg.num_minibatches)
         stats: dict[str, list[torch.Tensor]] = {
@@ -152,55 +198,29 @@ class PPO(Algorithm):
             order = torch.randperm(batch_size, generator=self.learn_generator).to(self.device)
             for start in range(0, batch_size, minibatch_size):
                 mb = order[start : start + minibatch_size]
-                _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
-                    b_obs[mb], None if b_masks is None else b_masks[mb], b_actions[mb]
-                )
-                logratio = newlogprob - b_logprobs[mb]
-                ratio = logratio.exp()
-                with torch.no_grad():
-                    # The low-variance KL estimator (r - 1) - log r, always >= 0.
-                    approx_kl = ((ratio - 1) - logratio).mean()
-                    clipfrac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean()
-
                 mb_advantages = b_advantages[mb]
-                if cfg.norm_adv:
+                if cfg.norm_adv:  # over the whole minibatch, before it is split
                     mb_advantages = (mb_advantages - mb_advantages.mean()) / (
                         mb_advantages.std(correction=0) + 1e-8
                     )
-
-                # Clipped surrogate objective, as a loss to minimise.
-                pg_loss1 = -mb_advantages * ratio
-                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-
-                if cfg.clip_vloss:
-                    v_loss_unclipped = (newvalue - b_returns[mb]) ** 2
-                    v_clipped = b_values[mb] + torch.clamp(
-                        newvalue - b_values[mb], -cfg.clip_coef, cfg.clip_coef
-                    )
-                    v_loss_clipped = (v_clipped - b_returns[mb]) ** 2
-                    v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - b_returns[mb]) ** 2).mean()
-
-                entropy_loss = entropy.mean()
-                loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
-
-                self.check_finite(
-                    checkpoint, policy_loss=pg_loss, value_loss=v_loss, entropy=entropy_loss
+                terms, grads = minibatch_grads(
+                    functools.partial(part, mb, mb_advantages), len(mb), params, device, pool
                 )
-                self.optimizer.zero_grad()
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.check_finite(
+                    checkpoint,
+                    policy_loss=terms["policy_loss"],
+                    value_loss=terms["value_loss"],
+                    entropy=terms["entropy"],
+                )
+                set_grads(params, grads)
+                grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.check_finite(checkpoint, grad_norm=grad_norm)
                 self.optimizer.step()
 
-                for key, value in zip(
-                    stats, (pg_loss, v_loss, entropy_loss, approx_kl, clipfrac), strict=True
-                ):
-                    stats[key].append(value.detach())
+                for key in stats:
+                    stats[key].append(terms[key].detach())
                 grad_norms.append(grad_norm)
-                epoch_kl.append(approx_kl)
+                epoch_kl.append(terms["approx_kl"])
                 interrupted = interrupt is not None and interrupt()
                 if interrupted:
                     break

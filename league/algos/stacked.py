@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -48,6 +47,7 @@ from league.algos.base import (
     NonFiniteLossError,
     compute_gae,
     explained_variance,
+    minibatch_grads,
     parse_config,
     require_keys,
     to_tensor,
@@ -500,25 +500,15 @@ class StackedPPO:
         stepping members' losses, one tensor per parameter: on the CPU from two halves
         of the minibatch's rows (one in `pool` if given), added in a fixed order."""
         rows = data[0].shape[1]
-        halves = 2 if self.device.type == "cpu" and rows > 1 else 1
-        cuts = [rows * i // halves for i in range(halves + 1)]
-        params = list(self.params.values())
 
-        def part(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        def part(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
             piece = [None if x is None else x[:, lo:hi] for x in data]
             terms = self._losses(index, h, *piece, scale=1.0 / rows)
             loss = terms["policy_loss"] - h["ent_coef"] * terms["entropy"]
             loss = loss + h["vf_coef"] * terms["value_loss"]
-            loss = torch.where(stepping, loss, torch.zeros_like(loss)).sum()
-            return terms, torch.autograd.grad(loss, params, materialize_grads=True)
+            return terms, torch.where(stepping, loss, torch.zeros_like(loss)).sum()
 
-        first, *rest = itertools.pairwise(cuts)
-        away = pool.submit(part, *first) if pool is not None and rest else None
-        later = [part(*span) for span in rest]  # this thread's, while the pool has the first
-        parts = [away.result() if away is not None else part(*first), *later]
-        terms = {key: sum(t[key] for t, _ in parts) for key in parts[0][0]}
-        grads = [sum(g) for g in zip(*(g for _, g in parts), strict=True)]
-        return terms, grads
+        return minibatch_grads(part, rows, list(self.params.values()), self.device, pool)
 
     def _losses(
         self,

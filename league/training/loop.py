@@ -304,11 +304,10 @@ class UpdateThreads:
     updates alternate one and two threads; then the faster (median seconds per
     sample over the last few) is kept, and the other is tried again after
     `recheck` updates, twice as long after each time it loses (at most
-    `max_recheck`). For a stack the choice changes no number: it computes each
+    `max_recheck`). The choice changes no number: every learner computes each
     minibatch in the same two halves, each on one torch thread, whether they run
-    one after the other or side by side (`StackedPPO.learn`), so a seed repeats
-    its run whatever the timing picks. A learner on its own takes two torch
-    threads instead, whose sums differ in the last bits from one thread's.
+    one after the other or side by side (`minibatch_grads`), so a seed repeats
+    its run whatever the timing picks.
     """
 
     def __init__(

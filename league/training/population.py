@@ -129,19 +129,13 @@ class LearnerUnit:
         interrupt: Interrupt | None = None,
         pool: Executor | None = None,
     ) -> dict[str, dict[str, float] | NonFiniteLossError]:
-        """The learner's update. Given a `pool` (a second thread is worth it), it runs
-        on two torch threads instead, whose sums are not bitwise those of one: a seed
-        repeats a run with such learners only with a fixed `torch_threads`."""
+        """The learner's update; given a `pool` (a second thread is worth it), half of
+        each minibatch's gradient is computed there, to the same numbers."""
         (pid,) = batches
-        threads = torch.get_num_threads()
-        if pool is not None:
-            torch.set_num_threads(2)
         try:
-            return {pid: self.algo.learn(batches[pid], interrupt=interrupt)}
+            return {pid: self.algo.learn(batches[pid], interrupt=interrupt, pool=pool)}
         except NonFiniteLossError as err:
             return {pid: err}
-        finally:
-            torch.set_num_threads(threads)
 
 
 class StackUnit:
