@@ -187,6 +187,7 @@ def minibatch_grads(
 
 
 def set_grads(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    """Give each parameter its gradient (what `loss.backward()` would have left)."""
     for p, grad in zip(params, grads, strict=True):
         p.grad = grad
 
