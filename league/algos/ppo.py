@@ -93,6 +93,47 @@ class PPOConfig:
         )
 
 
+def ppo_loss_terms(
+    newlogprob: torch.Tensor,
+    entropy: torch.Tensor,
+    newvalue: torch.Tensor,
+    logprobs: torch.Tensor,
+    old_values: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    clip_coef: float | torch.Tensor,
+    clip_vloss: bool,
+    scale: float,
+) -> dict[str, torch.Tensor]:
+    """PPO's loss terms (CleanRL's), each a sum over the last dimension times `scale`
+    (1 / a minibatch's rows: these rows' share of its means). One learner passes its
+    rows; a stacked population passes (members, rows) and a (members, 1) `clip_coef`."""
+    logratio = newlogprob - logprobs
+    ratio = logratio.exp()
+    with torch.no_grad():
+        # The low-variance KL estimator (r - 1) - log r, always >= 0.
+        approx_kl = ((ratio - 1) - logratio).sum(dim=-1) * scale
+        clipfrac = ((ratio - 1.0).abs() > clip_coef).float().sum(dim=-1) * scale
+    # Clipped surrogate objective, as a loss to minimise.
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = torch.max(pg_loss1, pg_loss2).sum(dim=-1) * scale
+    if clip_vloss:
+        v_loss_unclipped = (newvalue - returns) ** 2
+        v_clipped = old_values + torch.clamp(newvalue - old_values, -clip_coef, clip_coef)
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).sum(dim=-1) * scale
+    else:
+        v_loss = 0.5 * ((newvalue - returns) ** 2).sum(dim=-1) * scale
+    return {
+        "policy_loss": pg_loss,
+        "value_loss": v_loss,
+        "entropy": entropy.sum(dim=-1) * scale,
+        "approx_kl": approx_kl,
+        "clipfrac": clipfrac,
+    }
+
+
 class PPO(Algorithm):
     name = "ppo"
     on_policy = True
@@ -157,34 +198,20 @@ class PPO(Algorithm):
             _, newlogprob, entropy, newvalue = self.model.get_action_and_value(
                 b_obs[rows], None if b_masks is None else b_masks[rows], b_actions[rows]
             )
-            logratio = newlogprob - b_logprobs[rows]
-            ratio = logratio.exp()
-            with torch.no_grad():
-                # The low-variance KL estimator (r - 1) - log r, always >= 0.
-                approx_kl = ((ratio - 1) - logratio).sum() * scale
-                clipfrac = ((ratio - 1.0).abs() > cfg.clip_coef).float().sum() * scale
-            # Clipped surrogate objective, as a loss to minimise.
-            pg_loss1 = -adv * ratio
-            pg_loss2 = -adv * torch.clamp(ratio, 1 - cfg.clip_coef, 1 + cfg.clip_coef)
-            pg_loss = torch.max(pg_loss1, pg_loss2).sum() * scale
-            if cfg.clip_vloss:
-                v_loss_unclipped = (newvalue - b_returns[rows]) ** 2
-                v_clipped = b_values[rows] + torch.clamp(
-                    newvalue - b_values[rows], -cfg.clip_coef, cfg.clip_coef
-                )
-                v_loss_clipped = (v_clipped - b_returns[rows]) ** 2
-                v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).sum() * scale
-            else:
-                v_loss = 0.5 * ((newvalue - b_returns[rows]) ** 2).sum() * scale
-            entropy_loss = entropy.sum() * scale
-            loss = pg_loss - cfg.ent_coef * entropy_loss + v_loss * cfg.vf_coef
-            terms = {
-                "policy_loss": pg_loss,
-                "value_loss": v_loss,
-                "entropy": entropy_loss,
-                "approx_kl": approx_kl,
-                "clipfrac": clipfrac,
-            }
+            terms = ppo_loss_terms(
+                newlogprob,
+                entropy,
+                newvalue,
+                b_logprobs[rows],
+                b_values[rows],
+                adv,
+                b_returns[rows],
+                cfg.clip_coef,
+                cfg.clip_vloss,
+                scale,
+            )
+            loss = terms["policy_loss"] - cfg.ent_coef * terms["entropy"]
+            loss = loss + terms["value_loss"] * cfg.vf_coef
             return terms, loss
 
         minibatch_size = cfg.minibatch_size or math.ceil(batch_size / cfg.num_minibatches)

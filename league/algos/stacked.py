@@ -52,7 +52,7 @@ from league.algos.base import (
     require_keys,
     to_tensor,
 )
-from league.algos.ppo import BATCH_KEYS, PPO, PPOConfig
+from league.algos.ppo import BATCH_KEYS, PPO, PPOConfig, ppo_loss_terms
 from league.models import (
     ActorCritic,
     BoardCNN,
@@ -531,29 +531,19 @@ class StackedPPO:
         dist, newvalue = dist_and_value(self.template, params, obs, masks)
         newlogprob = dist.log_prob(actions.flatten(0, 1)).view(k, mb)
         entropy = dist.entropy().view(k, mb)
-        logratio = newlogprob - logprobs
-        ratio = logratio.exp()
         clip = h["clip_coef"].unsqueeze(1)
-        with torch.no_grad():
-            approx_kl = ((ratio - 1) - logratio).sum(dim=1) * scale
-            clipfrac = ((ratio - 1.0).abs() > clip).float().sum(dim=1) * scale
-        pg_loss1 = -advantages * ratio
-        pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip, 1 + clip)
-        pg_loss = torch.max(pg_loss1, pg_loss2).sum(dim=1) * scale
-        if self.shared_config.clip_vloss:
-            v_loss_unclipped = (newvalue - returns) ** 2
-            v_clipped = old_values + torch.clamp(newvalue - old_values, -clip, clip)
-            v_loss_clipped = (v_clipped - returns) ** 2
-            v_loss = 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).sum(dim=1) * scale
-        else:
-            v_loss = 0.5 * ((newvalue - returns) ** 2).sum(dim=1) * scale
-        return {
-            "policy_loss": pg_loss,
-            "value_loss": v_loss,
-            "entropy": entropy.sum(dim=1) * scale,
-            "approx_kl": approx_kl,
-            "clipfrac": clipfrac,
-        }
+        return ppo_loss_terms(
+            newlogprob,
+            entropy,
+            newvalue,
+            logprobs,
+            old_values,
+            advantages,
+            returns,
+            clip,
+            self.shared_config.clip_vloss,
+            scale,
+        )
 
     def _rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         if len(index) == self.num_members:
