@@ -313,3 +313,28 @@ def test_a_script_without_a_main_guard_trains_with_env_workers(tmp_path: Path):
     assert out.stdout.count("league: training") == 2, out.stdout
     for name in ("a", "b"):
         assert (tmp_path / name / "leaderboard.csv").exists()
+
+
+def test_the_last_line_says_how_many_samples_the_learners_trained_on(tmp_path: Path, capsys):
+    """Games against a fixed policy or a snapshot train only the learner's side: the
+    last line says how many samples the learners trained on, per env step."""
+    per_step = {}
+    for name, strategy, opponents in [("self", "self_play", []), ("mixed", "uniform", ["random"])]:
+        run_dir = tmp_path / name
+        league.train(
+            TTT,
+            num_policies=1,
+            league={"strategy": strategy},
+            opponents=opponents,
+            total_steps=2_048,
+            run_dir=str(run_dir),
+            **FAST,
+        )
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        commit = json.loads((run_dir / "trainer.json").read_text())
+        samples = sum(commit["learner_steps"].values())
+        per_step[name] = samples / commit["env_steps"]
+        note = f"the learners trained on {samples:,} samples ({per_step[name]:.2f} per env step)"
+        assert samples > 0 and note in last, last
+    # Self-play learns from both seats; against random play from one seat of two.
+    assert per_step["self"] > per_step["mixed"]

@@ -329,8 +329,8 @@ class Trainer:
         self._stop_ray()
         self.observers.emit("on_stop", self, reason)
         print(
-            f"league: {reason}: {self.state.env_steps:,} env steps; run directory "
-            f"{self.run_dir} holds {self.run_dir.size_bytes() / 2**20:,.1f} MiB"
+            f"league: {reason}: {self.state.env_steps:,} env steps; {self._samples_note()}; "
+            f"run directory {self.run_dir} holds {self.run_dir.size_bytes() / 2**20:,.1f} MiB"
         )
         if reason in ("SIGINT", "SIGTERM"):
             print(
@@ -416,6 +416,13 @@ class Trainer:
             f"{self.state.env_steps:,} env steps is saved in {self.run_dir}",
             flush=True,
         )
+
+    def _samples_note(self) -> str:
+        """How many samples the learners trained on, for the last line of a run: moves
+        of fixed policies and snapshots are env steps no learner learns from."""
+        samples = sum(self.state.learner_steps.values())
+        per_step = samples / self.state.env_steps if self.state.env_steps else 0.0
+        return f"the learners trained on {samples:,} samples ({per_step:.2f} per env step)"
 
     def resume_command(self) -> str:
         env = self.config.env
