@@ -336,5 +336,5 @@ def test_the_last_line_says_how_many_samples_the_learners_trained_on(tmp_path: P
         per_step[name] = samples / commit["env_steps"]
         note = f"the learners trained on {samples:,} samples ({per_step[name]:.2f} per env step)"
         assert samples > 0 and note in last, last
-    # Self-play learns from both seats; against random play from one seat of two.
+    # Self-play learns from both seats; a game against random play from one of two.
     assert per_step["self"] > per_step["mixed"]
