@@ -18,7 +18,6 @@ from league.algos import (
     DQNConfig,
     NonFiniteLossError,
     PPOConfig,
-    base,
     compute_gae,
     make_algorithm,
 )
@@ -268,11 +267,10 @@ def test_state_dict_round_trip_resumes_exactly(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
-def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(name, monkeypatch):
+def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(name):
     """Sync mode hands an update a second thread when timing finds it faster: each
     minibatch's gradient comes from the same two halves either way, so a seed repeats
     its run whatever the timing picks."""
-    monkeypatch.setattr(base, "SPLIT_ROWS", 2)  # these minibatches are small: split them
     pool = CountingPool()
     runs = []
     for second in (None, pool):
@@ -285,38 +283,6 @@ def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(name, mon
     assert runs[0][0] == runs[1][0]  # every statistic, exactly
     assert_same(runs[0][1], runs[1][1])
     assert_same(runs[0][2], runs[1][2])
-
-
-def test_a_minibatch_splits_in_two_only_from_split_rows_on():
-    """Small minibatches (a lone learner's 256 rows) stay whole, as two halves cost
-    more in dispatch than a second thread gives back; from `SPLIT_ROWS` rows, or rows
-    summed over a stack's members, they split, with or without a pool alike."""
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(8, 3)
-    params = list(layer.parameters())
-    x = torch.randn(base.SPLIT_ROWS, 8)
-
-    def part(lo, hi):
-        loss = layer(x[lo:hi]).pow(2).sum() / len(x)
-        return {"loss": loss}, loss
-
-    def whole(rows):
-        loss = layer(x[:rows]).pow(2).sum() / len(x)
-        return torch.autograd.grad(loss, params)
-
-    pool = CountingPool()
-    small = base.SPLIT_ROWS // 4
-    _, grads = base.minibatch_grads(part, small, params, torch.device("cpu"), pool)
-    assert pool.submitted == 0  # whole: the same numbers as one backward pass
-    assert all(torch.equal(a, b) for a, b in zip(grads, whole(small), strict=True))
-    base.minibatch_grads(part, small, params, torch.device("cpu"), pool, members=4)
-    assert pool.submitted == 1  # a stack of four: the same rows in all are split
-    _, split = base.minibatch_grads(part, len(x), params, torch.device("cpu"), pool)
-    assert pool.submitted == 2
-    _, alone = base.minibatch_grads(part, len(x), params, torch.device("cpu"))
-    pool.shutdown()
-    assert all(torch.equal(a, b) for a, b in zip(split, alone, strict=True))
-    assert all(torch.allclose(a, b) for a, b in zip(split, whole(len(x)), strict=True))
 
 
 @pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])

@@ -8,7 +8,7 @@ import torch
 from conftest import CountingPool
 from gymnasium import spaces
 
-from league.algos import PPO, base, make_algorithm
+from league.algos import PPO, make_algorithm
 from league.algos.stacked import PolicyBank, StackedPPO
 from league.symmetry import as_config, env_symmetries
 
@@ -124,12 +124,9 @@ def test_board_encoders_symmetries_and_continuous_actions_stack_exactly_too():
 
 
 @pytest.mark.parametrize("share_trunk", [False, True])
-def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(
-    share_trunk: bool, monkeypatch
-):
+def test_an_update_is_bitwise_the_same_with_or_without_a_second_thread(share_trunk: bool):
     """Sync mode's updates use a second thread when timing finds it faster: a seed
     repeats its run only if that choice changes no number."""
-    monkeypatch.setattr(base, "SPLIT_ROWS", 2)  # these minibatches are small: split them
     mirror = as_config(env_symmetries("connect_four_v3", BOARD, ACTIONS))
     # Connect four's preset (board CNN, the mirror averaged, one body, one trunk).
     configs = [

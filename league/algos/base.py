@@ -154,35 +154,24 @@ def to_tensor(
     return torch.as_tensor(array, dtype=dtype, device=device)
 
 
-# A minibatch on the CPU is split in two when it holds at least this many rows (summed
-# over a stack's members): below it, two halves cost more in per-op dispatch than a
-# second thread gives back (docs/training.md, "Sync collection in two halves").
-SPLIT_ROWS = 1024
-
-
 def minibatch_grads(
     part: Callable[[int, int], tuple[dict[str, torch.Tensor], torch.Tensor]],
     rows: int,
     params: Sequence[torch.Tensor],
     device: torch.device,
     pool: Executor | None = None,
-    members: int = 1,
 ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
     """A minibatch's loss terms and the gradient of its loss, one tensor per parameter.
 
     `part(lo, hi)` gives the terms and the loss of rows lo:hi as sums over them times
-    1 / `rows` (their share of the minibatch's means); a stack of `members` learners
-    has `rows` of each. On the CPU a minibatch of `SPLIT_ROWS` rows or more in all is
+    1 / `rows` (their share of the minibatch's means). On the CPU the minibatch is
     computed in two fixed halves of its rows, added in a fixed order; given a `pool`,
     one half runs there while this thread computes the other. With each half on one
     torch thread (sync mode's pool thread and a `torch_threads=1` run's own) the result
     is bitwise the same with or without the pool, so a seed repeats its run whatever
-    the update's timing picks (docs/algorithms.md). A smaller minibatch, or one on a
-    GPU, stays whole and leaves the pool idle. Whether it splits depends on its shape
-    alone, never on timing.
+    the update's timing picks (docs/algorithms.md). On a GPU the minibatch stays whole.
     """
-    split = device.type == "cpu" and rows > 1 and rows * members >= SPLIT_ROWS
-    halves = 2 if split else 1
+    halves = 2 if device.type == "cpu" and rows > 1 else 1
     cuts = [rows * i // halves for i in range(halves + 1)]
 
     def grads(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:

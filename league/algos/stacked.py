@@ -498,9 +498,7 @@ class StackedPPO:
     ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """A minibatch's loss terms per member (each (K,)) and the gradient of the
         stepping members' losses, one tensor per parameter: on the CPU from two halves
-        of the minibatch's rows (one in `pool` if given), added in a fixed order, when
-        the whole stack's rows reach `SPLIT_ROWS`. The stack's size, not K, decides, so
-        a run's minibatches split alike however many members have a batch."""
+        of the minibatch's rows (one in `pool` if given), added in a fixed order."""
         rows = data[0].shape[1]
 
         def part(lo: int, hi: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -510,8 +508,7 @@ class StackedPPO:
             loss = loss + h["vf_coef"] * terms["value_loss"]
             return terms, torch.where(stepping, loss, torch.zeros_like(loss)).sum()
 
-        params = list(self.params.values())
-        return minibatch_grads(part, rows, params, self.device, pool, members=self.num_members)
+        return minibatch_grads(part, rows, list(self.params.values()), self.device, pool)
 
     def _losses(
         self,
