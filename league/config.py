@@ -209,8 +209,10 @@ class TrainConfig:
         True,
         "Fill the options a preset covers (encoder, symmetries, ent_coef, share_trunk, "
         "trunk_update, column_head, board_support, shared_body) that are left "
-        "unset from the env's preset, measured to train a stronger league on that env "
-        "(docs/training.md; the run prints what it filled). False: the library-wide defaults.",
+        "unset, and the league fields it covers (connect four: the mix) that the league "
+        "option leaves out, from the env's preset, measured to train a stronger league on "
+        "that env (docs/training.md; the run prints what it filled). False: the "
+        "library-wide defaults.",
     )
     stack: bool = option(
         True,
@@ -269,7 +271,9 @@ class TrainConfig:
     )
     league: dict[str, Any] = option(
         dict,
-        "`LeagueConfig` fields: strategy, pfsp weighting, snapshot_every, ... (docs/league.md).",
+        "`LeagueConfig` fields: strategy, mix, pfsp weighting, snapshot_every, ... "
+        "(docs/league.md). A field left out takes the env's preset's value (connect four: "
+        "a mix of 0.85 self-play) or else LeagueConfig's default (AlphaStar's mix).",
         factory=True,
     )
     teams: dict[str, str] | None = option(

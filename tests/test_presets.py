@@ -17,6 +17,8 @@ from league.training.population import Population
 
 # Round 14's arm P (docs/benchmarks.md), spelled out as the benchmark ran it.
 BOARD_AVERAGE = {"algo": "ppo", "encoder": "board", "symmetry_mode": "average"}
+# Round 40's mix (H40): the three-line call with this league option, as the benchmark ran it.
+H40_MIX = {"self_play": 0.85, "pfsp": 0.1125, "snapshots": 0.0375}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,12 @@ def test_connect_four_defaults_are_the_measured_board_cnn_league(connect_four):
         "share_trunk",
         "trunk_update",
         "shared_body",
+        "league",
     }
+    # Round 40: the learners play themselves in 0.85 of their games.
+    assert plan.config.league == {"mix": H40_MIX}
+    h40 = make_plan(TrainConfig(league={"mix": H40_MIX}), connect_four, cores=2)
+    assert h40.config == plan.config and "league" not in h40.preset
     assert plan.config.share_trunk is True and plan.config.trunk_update == "sum"
     assert all(s.config["shared_body"] for s in plan.learners)  # round 35's one body
     assert any(n.startswith("encoder=board: connect four's preset") for n in plan.notes)
@@ -78,7 +85,18 @@ def test_tictactoe_defaults_are_round_15s_league_and_an_empty_preset_turns_it_of
 def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(connect_four):
     mine = make_plan(TrainConfig(encoder="mlp", symmetries=False), connect_four, cores=2)
     # The options not given.
-    assert set(mine.preset) == {"share_trunk", "trunk_update", "shared_body"}
+    assert set(mine.preset) == {"share_trunk", "trunk_update", "shared_body", "league"}
+    # League fields: the preset's mix joins the fields you give, and yours wins; no mix
+    # where matchmaking does not read one (another strategy, league roles).
+    given = make_plan(TrainConfig(league={"snapshot_every": 9_000}), connect_four, cores=2)
+    assert given.config.league == {"snapshot_every": 9_000, "mix": H40_MIX}
+    alpha = {"pfsp": 0.5, "self_play": 0.35, "snapshots": 0.15}
+    own_mix = make_plan(TrainConfig(league={"mix": alpha}), connect_four, cores=2)
+    assert own_mix.config.league == {"mix": alpha} and "league" not in own_mix.preset
+    pfsp = make_plan(TrainConfig(league={"strategy": "pfsp"}), connect_four, cores=2)
+    assert pfsp.config.league == {"strategy": "pfsp"} and "league" not in pfsp.preset
+    roles = make_plan(TrainConfig(roles={"main": 1, "main_exploiter": 1}), connect_four)
+    assert roles.config.league == {} and "league" not in roles.preset
     assert mine.learners[0].config["encoder"] == "mlp"
     assert "symmetries" not in mine.learners[0].config
     half = make_plan(TrainConfig(symmetries="canonical"), connect_four, cores=2)
@@ -125,6 +143,7 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
         unregister_symmetries("connect_four_v3")
     off = make_plan(TrainConfig(preset=False), connect_four, cores=2)
     assert off.preset == {} and off.config.share_trunk is False
+    assert off.config.league == {}  # AlphaStar's mix, the library-wide default
     assert "encoder" not in off.learners[0].config
     assert "symmetries" not in off.learners[0].config
 
@@ -182,6 +201,17 @@ def test_a_resume_keeps_the_models_it_started_with_when_the_preset_changes(tmp_p
     resumed = league.train("classic/connect_four-v3", resume=str(old), total_steps=512)
     assert resumed.env_steps >= 512
     assert resumed.config.preset is False and resumed.config.encoder is None
+    assert resumed.config.league == {}  # nor the preset's mix: it plays AlphaStar's still
+    # A run with the preset's mix keeps it when the preset changes before its resume.
+    mixed = tmp_path / "mixed"
+    league.train("classic/connect_four-v3", total_steps=256, run_dir=str(mixed), **common)
+    assert json.loads((mixed / "config.json").read_text())["league"] == {"mix": H40_MIX}
+    league.register_preset("connect_four_v3", {})
+    try:
+        again = league.train("classic/connect_four-v3", resume=str(mixed), total_steps=512)
+    finally:
+        unregister_preset("connect_four_v3")
+    assert again.env_steps >= 512 and again.config.league == {"mix": H40_MIX}
     # A tic-tac-toe run started before tic-tac-toe had a preset (here: with it turned
     # off, as conftest does) resumes with the models it started with, not the preset's.
     before = tmp_path / "before"
