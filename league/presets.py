@@ -109,10 +109,11 @@ def apply_preset(config: Any, env_name: str) -> tuple[Any, dict[str, str]]:
     preset = env_preset(env_name) if config.preset else None
     if preset is None:
         return config, {}
-    filled = {k: v for k, v in preset.options.items() if getattr(config, k) is None}
-    if "league" in preset.options:
-        league = _fill_league(config.league, preset.options["league"], bool(config.roles))
-        filled.pop("league", None)
+    options = dict(preset.options)
+    league_fields = options.pop("league", None)  # fields of a dict whose default is {}
+    filled = {k: v for k, v in options.items() if getattr(config, k) is None}
+    if league_fields:
+        league = _fill_league(config.league, league_fields, bool(config.roles))
         if league != config.league:
             filled["league"] = league
     if not filled:
