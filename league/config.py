@@ -450,6 +450,17 @@ class TrainConfig:
             )
 
     @property
+    def has_league_roles(self) -> bool:
+        """Whether some learner gets an AlphaStar league role (from `roles` or a
+        `policies` entry's league_role): matchmaking is then strategy "roles" unless the
+        league option names another."""
+        entries = [e for e in self.policies or [] if isinstance(e, dict)]
+        wanted = [r for r, n in (self.roles or {}).items() if n] + [
+            e.get("league_role") for e in entries
+        ]
+        return any(r in ALPHASTAR_ROLES for r in wanted)
+
+    @property
     def pbt_enabled(self) -> bool:
         """Whether the run has PBT: `pbt=True` or a dict of options (`{}` = the defaults)."""
         return self.pbt is not None and self.pbt is not False

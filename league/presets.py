@@ -113,7 +113,7 @@ def apply_preset(config: Any, env_name: str) -> tuple[Any, dict[str, str]]:
     league_fields = options.pop("league", None)  # fields of a dict whose default is {}
     filled = {k: v for k, v in options.items() if getattr(config, k) is None}
     if league_fields:
-        league = _fill_league(config.league, league_fields, bool(config.roles))
+        league = _fill_league(config.league, league_fields, config.has_league_roles)
         if league != config.league:
             filled["league"] = league
     if not filled:

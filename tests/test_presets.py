@@ -97,6 +97,9 @@ def test_options_you_give_win_over_the_preset_and_preset_false_turns_it_off(conn
     assert pfsp.config.league == {"strategy": "pfsp"} and "league" not in pfsp.preset
     roles = make_plan(TrainConfig(roles={"main": 1, "main_exploiter": 1}), connect_four)
     assert roles.config.league == {} and "league" not in roles.preset
+    mains = [{"algo": "ppo", "league_role": "main"}] * 2  # roles given per learner
+    by_entry = make_plan(TrainConfig(policies=mains), connect_four, cores=2)
+    assert by_entry.config.league == {} and by_entry.league_config.strategy == "roles"
     assert mine.learners[0].config["encoder"] == "mlp"
     assert "symmetries" not in mine.learners[0].config
     half = make_plan(TrainConfig(symmetries="canonical"), connect_four, cores=2)

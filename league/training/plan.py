@@ -30,7 +30,6 @@ from league.errors import ConfigError
 from league.manager import LeagueConfig
 from league.models import board_support_fits, column_head_fits, pick_encoder
 from league.presets import apply_preset
-from league.roles import ALPHASTAR_ROLES
 from league.symmetry import as_config, env_symmetries
 from league.training.devices import check_device, policy_device
 from league.training.modes import env_batches
@@ -227,7 +226,7 @@ def make_plan(
     )
     batches = env_batches(config.num_envs, per_role) if config.batched else None
     league_config = resolved_config.league_config()
-    if "strategy" not in config.league and any(s.league_role in ALPHASTAR_ROLES for s in learners):
+    if "strategy" not in config.league and config.has_league_roles:
         league_config = dataclasses.replace(league_config, strategy="roles")
     if config.pbt_enabled:
         from league.pbt import check_pbt_population  # league.pbt is an observer: lazily
