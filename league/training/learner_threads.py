@@ -2,10 +2,12 @@
 
 The acting side keeps its own copy of each learner (`SharedPolicy`, or for a
 stack its `PolicyBank`); after each update the learner thread publishes the
-weights and versions into that copy under a short lock, so collection never
-waits for training. Batches wait in a
-bounded queue (`num_batches_to_accumulate`); right before an update, samples
-acted by a version older than `max_policy_lag` behind the learner are dropped.
+weights and versions into that copy under a short lock, so acting never waits
+for an update. Batches wait in a bounded queue (`num_batches_to_accumulate`
+per learner); when it is full, collection waits for the learner, as Sample
+Factory's collectors wait for a free trajectory buffer, rather than gather
+samples too stale to train on. Right before an update, samples acted by a
+version older than `max_policy_lag` behind the learner are dropped.
 
 Threads rather than processes: on 2 cores and on one GPU the learner's torch
 kernels release the GIL and run beside env stepping (which, with
@@ -139,19 +141,21 @@ class LearnerThread(threading.Thread):
                 self._carried = []
             items = self._carried or [self.batches.get()]
             self._carried = []
-            while not self._stopping:
+            # One batch per learner per update. A second batch of a learner already
+            # taken waits for the next update outside the queue: at most one such,
+            # so the queue's bound still holds collection back.
+            while not self._stopping and None not in items and len(items) < len(self.unit.ids):
                 try:
-                    items.append(self.batches.get_nowait())
+                    item = self.batches.get_nowait()
                 except queue.Empty:
                     break
+                if item is not None and any(item[0] == pid for pid, _ in items):
+                    self._carried = [item]
+                    break
+                items.append(item)
             if None in items:
                 return
-            batches: dict[str, dict[str, np.ndarray]] = {}
-            for pid, batch in items:
-                if pid in batches:
-                    self._carried.append((pid, batch))  # the next update's
-                else:
-                    batches[pid] = batch
+            batches = dict(items)
             with self.unit.lock:
                 for update in self._update(batches):
                     self.updates.put(update)

@@ -455,16 +455,15 @@ class AsyncLoop(Loop):
 
     def iterate(self) -> None:
         size = self.config.batch_size
-        backlog = size * (self.config.num_batches_to_accumulate + 1)
         for _ in range(self.config.rollout):
             if not self.step_envs():
                 return
             for pid, thread in self.thread_of.items():
                 buffer = self.collector.actors[pid].buffer
                 while pid not in self.state.stopped and buffer.count >= size:
-                    if thread.batches.full() and buffer.count < backlog:
-                        break  # keep collecting; the learner is busy
-                    # Blocks only when a whole extra backlog has piled up.
+                    # Waits while `num_batches_to_accumulate` batches already wait for
+                    # the learner (Sample Factory's collectors wait for a free trajectory
+                    # buffer): samples collected on would be too stale to train on.
                     thread.batches.put((pid, buffer.take(size)))
             self.drain_updates()
 
