@@ -64,6 +64,9 @@ def ours(env: str, seconds: float, mode: str, batched: bool, workers: int) -> di
         run = league.train(
             env_fn,
             policies=[{"algo": "ppo", **PPO}],
+            # The baselines' learner and nothing else: tic-tac-toe's preset (eight board
+            # views averaged, a stronger entropy bonus) would cost ours alone.
+            preset=False,
             opponents=[],
             teams={f"piston_{i}": "pistons" for i in range(20)} if env == "pistonball" else None,
             mode=mode,
