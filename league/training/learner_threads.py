@@ -100,9 +100,10 @@ class LearnerThread(threading.Thread):
     """Trains one unit of the population (one learner, or one stack of learners) on the
     `(policy_id, batch)` items put in its queue.
 
-    A stack trains every member that has a batch waiting in one update: the
-    thread takes one item, then whatever else is already queued (one batch per
-    learner per update). `publish(policy_ids)` hands the new weights to the
+    A stack trains several members in one update: the thread takes one item,
+    then further queued items up to the first that belongs to a member already
+    taken (one batch per learner per update; that item opens the next update).
+    `publish(policy_ids)` hands the new weights to the
     acting side; `version(policy_id)` is a learner's current version.
     """
 
