@@ -12,10 +12,12 @@ interleaved round by round so that a slow stretch of the machine hits them all:
   machinery every env gets);
 - scaling: the same with 1, 2, 6, 16 and 32 learners;
 - with `--envs`, populations at a fixed env count (how the default env count
-  for a population was chosen).
+  for a population was chosen);
+- with `--modes`, only the three-line call (preset on) in sync and async mode.
 
     .venv/bin/python tests/benchmarks/bench_population.py --seconds 60 --rounds 2 \\
         --previous-checkout /tmp/previous   # git worktree add /tmp/previous a51deae
+    .venv/bin/python tests/benchmarks/bench_population.py --modes --seconds 60 --rounds 2
 
 Rate = env steps per second of training-loop time (trainer.json's env_steps /
 elapsed); each learner trains on every sample it collects. Peak RSS covers the
@@ -111,9 +113,15 @@ def plain(seconds: float) -> dict:
 
 
 def child(
-    name: str, seconds: float, options: dict, checkout: str | None = None, env: str = ENV
+    name: str,
+    seconds: float,
+    options: dict,
+    checkout: str | None = None,
+    env: str = ENV,
+    timed: bool = True,
 ) -> dict | None:
-    """`train` (or `plain`) in a fresh process: one JSON line of results, or None."""
+    """`train` (or `plain`) in a fresh process: one JSON line of results, or None.
+    `timed=False` leaves out the time shares (their wrappers cost a little)."""
     environ = dict(os.environ)
     if checkout:
         environ["PYTHONPATH"] = checkout
@@ -122,7 +130,8 @@ def child(
         # preset (connect four's own, board CNN learners with the mirror averaged, trains
         # at about 0.56x; docs/benchmarks.md). A previous checkout has no presets.
         options = {"preset": False, **options}
-    job = {"name": name, "seconds": seconds, "options": options, "timed": checkout is None}
+    timed = timed and checkout is None
+    job = {"name": name, "seconds": seconds, "options": options, "timed": timed}
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps({**job, "env": env})],
         capture_output=True,
@@ -149,6 +158,12 @@ def main() -> None:
         default="",
         help="extra cases at a fixed env count, LEARNERS:ENVS,... (e.g. 6:192,6:384)",
     )
+    parser.add_argument(
+        "--modes",
+        action="store_true",
+        help="only the three-line call (connect four's preset on, seed 28) in sync and async "
+        "mode, alternated S A A S ...: env steps and trained samples per second of each",
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "population.jsonl"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -158,6 +173,9 @@ def main() -> None:
             print(json.dumps(plain(job["seconds"])))
         else:
             print(json.dumps(train(job["seconds"], job["options"], job["timed"], job["env"])))
+        return
+    if args.modes:
+        modes(args.seconds, args.rounds, args.out)
         return
 
     cases: list[tuple[str, dict, str | None]] = [("plain", {}, None)]
@@ -181,6 +199,29 @@ def main() -> None:
                 print(json.dumps(result), flush=True)
                 log.write(json.dumps(result) + "\n")
     table(results)
+
+
+def modes(seconds: float, rounds: int, out: str) -> None:
+    """Sync against async on the three-line call, in the order S A, A S, S A, ... so that
+    a linear drift of the machine hits both alike; lines tagged "check": "modes-rate"."""
+    rates: dict[str, list[tuple[float, float]]] = {"sync": [], "async": []}
+    with open(out, "a") as log:
+        for r in range(rounds):
+            for mode in ("sync", "async") if r % 2 == 0 else ("async", "sync"):
+                options = {"preset": True, "mode": mode, "seed": 28}
+                result = child(f"three-line call, {mode}", seconds, options, timed=False)
+                if result is None:
+                    continue
+                result.update(check="modes-rate", repeat=r, mode=mode)
+                result["samples_per_s"] = result["trained_samples"] / result["seconds"]
+                rates[mode].append((result["env_steps_per_s"], result["samples_per_s"]))
+                print(json.dumps(result), flush=True)
+                log.write(json.dumps(result) + "\n")
+    print("\n| mode | env steps/s | trained samples/s |")
+    print("| --- | --- | --- |")
+    for mode, runs in rates.items():
+        steps = ", ".join(f"{a:,.0f}" for a, _ in runs)
+        print(f"| {mode} | {steps} | {', '.join(f'{b:,.0f}' for _, b in runs)} |")
 
 
 def table(results: dict[str, list[dict]]) -> None:
