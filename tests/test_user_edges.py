@@ -259,6 +259,42 @@ def test_games_that_are_not_contests_rank_by_return(tmp_path: Path, capsys):
     assert (single["ranked_by"] == "return").all() and single["mean_return"].notna().all()
 
 
+def test_learners_that_only_play_themselves_are_warned_unrated(tmp_path: Path, capsys):
+    """Self-play alone in a one-role env rates no game: the run says its leaderboard
+    cannot rank the learners; a mix with past players, or one learner, says nothing."""
+    run = league.train(
+        TTT,
+        num_policies=2,
+        league={"strategy": "self_play"},
+        total_steps=512,
+        run_dir=str(tmp_path / "selfplay"),
+        **FAST,
+    )
+    assert "only plays itself, so no game is rated" in capsys.readouterr().out
+    board = run.leaderboard()
+    learners = board[board["kind"] == "learner"]
+    assert (learners["games"] == 0).all() and learners["rating"].isna().all()
+    league.train(
+        TTT,
+        num_policies=2,
+        league={"mix": {"self_play": 1.0}},
+        total_steps=256,
+        run_dir=str(tmp_path / "mix_selfplay"),
+        **FAST,
+    )
+    assert "no game is rated" in capsys.readouterr().out
+    for name, options in (("mixed", {"num_policies": 2}), ("lone", {"num_policies": 1})):
+        league.train(
+            TTT,
+            league={"strategy": "self_play"} if name == "lone" else {},
+            total_steps=256,
+            run_dir=str(tmp_path / name),
+            **options,
+            **FAST,
+        )
+        assert "no game is rated" not in capsys.readouterr().out
+
+
 def test_fixed_policies_named_like_seats_are_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"policy ids \['player_1'\] are seat names"):
         league.train(

@@ -362,7 +362,7 @@ class Trainer:
     def _contest_notes(self) -> list[str]:
         layout = self.league.layout
         if len(layout.team_names) > 1:
-            return []
+            return self._unrated_notes()
         what = "one seat" if len(layout.seats) == 1 else "every seat on one team"
         notes = [
             f"{self.plan.env.name} has {what}: its matches are not contests, so the "
@@ -382,6 +382,24 @@ class Trainer:
                 + " and ".join(fix)
             )
         return notes
+
+    def _unrated_notes(self) -> list[str]:
+        """A warning when the learners of a one-role env only ever play themselves: no
+        game is then rated, and the leaderboard cannot tell them apart."""
+        wanted = self.plan.league_config
+        drawn = {k for k, w in wanted.mix.items() if w > 0}
+        only_self = wanted.strategy == "self_play" or (
+            wanted.strategy == "mix" and drawn == {"self_play"}
+        )
+        learners = self.league.learners()
+        if not only_self or len(set(self.league.layout.roles)) > 1 or len(learners) < 2:
+            return []
+        return [
+            f"warning: with strategy 'self_play' each of the {len(learners)} learners only "
+            "plays itself, so no game is rated: the leaderboard cannot rank them and lists "
+            "them in order (its top is the first); the default mix also plays past players, "
+            "which rates them"
+        ]
 
     def _recv_schedule(self) -> tuple[int | None, bool]:
         """(envs per recv, ordered): with workers, act on some envs while the others
