@@ -283,15 +283,12 @@ def test_learners_that_only_play_themselves_are_warned_unrated(tmp_path: Path, c
         **FAST,
     )
     assert "no game is rated" in capsys.readouterr().out
-    for name, options in (("mixed", {"num_policies": 2}), ("lone", {"num_policies": 1})):
-        league.train(
-            TTT,
-            league={"strategy": "self_play"} if name == "lone" else {},
-            total_steps=256,
-            run_dir=str(tmp_path / name),
-            **options,
-            **FAST,
-        )
+    quiet = {
+        "mixed": {"num_policies": 2},
+        "lone": {"num_policies": 1, "league": {"strategy": "self_play"}},
+    }
+    for name, options in quiet.items():
+        league.train(TTT, total_steps=256, run_dir=str(tmp_path / name), **options, **FAST)
         assert "no game is rated" not in capsys.readouterr().out
 
 

@@ -395,10 +395,10 @@ class Trainer:
         if not only_self or len(set(self.league.layout.roles)) > 1 or len(learners) < 2:
             return []
         return [
-            f"warning: with strategy 'self_play' each of the {len(learners)} learners only "
-            "plays itself, so no game is rated: the leaderboard cannot rank them and lists "
-            "them in order (its top is the first); the default mix also plays past players, "
-            "which rates them"
+            f"warning: each of the {len(learners)} learners only plays itself, so no game is "
+            "rated (strategy 'self_play', or a mix of it alone): the leaderboard cannot rank "
+            "them and lists them in order (its top is the first); the default mix also plays "
+            "past players, which rates them"
         ]
 
     def _recv_schedule(self) -> tuple[int | None, bool]:
