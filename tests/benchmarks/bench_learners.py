@@ -8,7 +8,7 @@ ladder's random openings): a learner's tournament score is its mean score over
 the others. One JSON line per learner goes to `--out`; the end prints, per
 run, each learner's ladder scores and tournament score beside the
 leaderboard's pick, and the Spearman correlation between tournament and
-ladder ranks (taken within each run) over all learners. Round 44 of
+ladder ranks (taken within each run) over all learners. Round 44d of
 docs/benchmarks.md ran it on four kept runs.
 
     .venv/bin/python tests/benchmarks/bench_learners.py runs/h44/* --games 200 --pair-games 100
