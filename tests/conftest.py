@@ -4,10 +4,12 @@ spaces a test chooses (for layouts no installed env has)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +49,15 @@ class CountingPool(ThreadPoolExecutor):
     def submit(self, *args: Any, **kwargs: Any) -> Any:
         self.submitted += 1
         return super().submit(*args, **kwargs)
+
+
+def load_bench(name: str) -> Any:
+    """The benchmark script tests/benchmarks/NAME.py, imported as a module."""
+    path = Path(__file__).parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+from conftest import load_bench
 from gymnasium.spaces import Discrete
 from pettingzoo.classic import connect_four_v3
 
@@ -12,18 +10,9 @@ from league.bots import ConnectFourLookahead
 from league.policies import RandomPolicy
 from league.policy_handle import PolicyHandle
 
-BENCH = Path(__file__).parent / "benchmarks" / "bench_learners.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_learners", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_the_tournament_ranks_the_lookahead_bot_above_random_players():
-    bench = load_bench()
+    bench = load_bench("bench_learners")
     players = {
         "random_a": PolicyHandle("random_a", RandomPolicy(Discrete(7), seed=1), role="player_0"),
         "lookahead": PolicyHandle("lookahead", ConnectFourLookahead(), role="player_0"),
@@ -38,5 +27,5 @@ def test_the_tournament_ranks_the_lookahead_bot_above_random_players():
 
 
 def test_ranks_within_a_run_share_ties():
-    bench = load_bench()
+    bench = load_bench("bench_learners")
     assert list(bench.within_run_ranks([0.3, 0.1, 0.3, 0.2])) == [2.5, 0.0, 2.5, 1.0]

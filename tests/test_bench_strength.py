@@ -3,7 +3,6 @@ in a results file, and their mean with a Student t interval (docs/benchmarks.md)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import statistics
@@ -11,15 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 BENCH = Path(__file__).parent / "benchmarks" / "bench_strength.py"
 T_975_DF2 = 4.303  # Student t, 97.5% quantile, 2 degrees of freedom (three seeds)
 
 
 def bench_main(argv: list[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_strength", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("bench_strength")
     old = sys.argv
     sys.argv = [str(BENCH), *argv]
     try:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+from conftest import load_bench
 from gymnasium.spaces import Discrete
 
 from league.bots import ConnectFourLookahead, immediate_wins
 from league.policies import RandomPolicy
 from league.policy_handle import PolicyHandle
-
-BENCH = Path(__file__).parent / "benchmarks" / "bench_tactics.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_tactics", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class BlocksFirst(ConnectFourLookahead):
@@ -32,7 +21,7 @@ class BlocksFirst(ConnectFourLookahead):
 
 
 def test_the_probe_scores_a_bot_that_wins_first_and_one_that_blocks_first():
-    bench = load_bench()
+    bench = load_bench("bench_tactics")
     wins, blocks = bench.positions(60, seed=0)
     assert len(wins) == len(blocks) == 60
     threatened, instead = bench.under_threat(wins)
@@ -50,7 +39,7 @@ def test_the_probe_scores_a_bot_that_wins_first_and_one_that_blocks_first():
 
 
 def test_losses_to_random_are_sorted_by_the_last_move():
-    bench = load_bench()
+    bench = load_bench("bench_tactics")
     games = 150
     lookahead = PolicyHandle("lookahead", ConnectFourLookahead(), role="player_0")
     random = PolicyHandle("random", RandomPolicy(Discrete(7), seed=0), role="player_0")

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 import league
 from league.evaluate import play_games
@@ -52,12 +53,7 @@ def tournament(
 
 def within_run_ranks(values: list[float]) -> np.ndarray:
     """Ranks 0..n-1, ties sharing their mean rank."""
-    values = np.asarray(values, dtype=float)
-    ranks = np.empty(len(values))
-    ranks[values.argsort(kind="stable")] = np.arange(len(values))
-    for v in np.unique(values):
-        ranks[values == v] = ranks[values == v].mean()
-    return ranks
+    return rankdata(values) - 1.0
 
 
 def measure(run_dir: str, games: int, pair_games: int, seed: int) -> list[dict[str, Any]]:
